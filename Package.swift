@@ -1,0 +1,53 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let swift5: [SwiftSetting] = [.swiftLanguageMode(.v5)]
+
+let package = Package(
+    name: "devenv-gw",
+    products: [
+        .executable(name: "devenv-gw", targets: ["devenv-gw"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // System libraries, found through pkg-config.
+        .systemLibrary(name: "CLibSSH", pkgConfig: "libssh", providers: [.apt(["libssh-dev"])]),
+        .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        // Typed wrappers for the variadic and macro C APIs that Swift cannot import.
+        .target(name: "CShims", dependencies: ["CLibSSH", "CCurl"]),
+
+        // Thin Swift layers over the C libraries.
+        .target(name: "SSHKeys", dependencies: ["CLibSSH"], swiftSettings: swift5),
+        .target(name: "CurlHTTP", dependencies: ["CCurl", "CShims"], swiftSettings: swift5),
+
+        // The product's concerns.
+        .target(name: "UserNames", swiftSettings: swift5),
+        .target(name: "DockerEngine", dependencies: ["CurlHTTP"], swiftSettings: swift5),
+        .target(name: "Registry", dependencies: ["CSQLite", "SSHKeys", "UserNames"], swiftSettings: swift5),
+        .target(name: "Workspaces", dependencies: ["DockerEngine", "UserNames"], swiftSettings: swift5),
+        .target(name: "Audit", swiftSettings: swift5),
+        .target(
+            name: "Gateway",
+            dependencies: ["CLibSSH", "CShims", "SSHKeys", "Registry", "Workspaces", "Audit"],
+            swiftSettings: swift5
+        ),
+        .executableTarget(
+            name: "devenv-gw",
+            dependencies: [
+                "Gateway", "Registry", "Workspaces", "DockerEngine", "CurlHTTP", "SSHKeys", "Audit", "UserNames",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: swift5
+        ),
+
+        .testTarget(name: "SSHKeysTests", dependencies: ["SSHKeys"], swiftSettings: swift5),
+        .testTarget(name: "DockerEngineTests", dependencies: ["DockerEngine", "TestSupport"], swiftSettings: swift5),
+        .testTarget(name: "WorkspacesTests", dependencies: ["Workspaces", "SSHKeys", "TestSupport"], swiftSettings: swift5),
+        .testTarget(name: "RegistryTests", dependencies: ["Registry", "SSHKeys", "UserNames"], swiftSettings: swift5),
+        .testTarget(name: "CLITests", dependencies: ["TestSupport"], swiftSettings: swift5),
+        .target(name: "TestSupport", dependencies: ["DockerEngine"], path: "Tests/TestSupport", swiftSettings: swift5),
+    ]
+)

@@ -1,0 +1,28 @@
+#ifndef DEVENV_CSHIMS_H
+#define DEVENV_CSHIMS_H
+
+// Typed, non-variadic wrappers for C APIs that Swift cannot import directly:
+// curl_easy_setopt/curl_easy_getinfo are variadic, ssh_callbacks_init is a macro.
+
+#include <curl/curl.h>
+#include <libssh/libssh.h>
+#include <libssh/server.h>
+#include <libssh/callbacks.h>
+
+typedef size_t (*devenv_curl_data_callback)(char *buffer, size_t size, size_t count, void *context);
+typedef int (*devenv_curl_progress_callback)(void *context, curl_off_t dltotal, curl_off_t dlnow,
+                                             curl_off_t ultotal, curl_off_t ulnow);
+
+CURLcode devenv_curl_setopt_long(CURL *handle, CURLoption option, long value);
+CURLcode devenv_curl_setopt_offset(CURL *handle, CURLoption option, curl_off_t value);
+CURLcode devenv_curl_setopt_string(CURL *handle, CURLoption option, const char *value);
+CURLcode devenv_curl_setopt_pointer(CURL *handle, CURLoption option, void *value);
+CURLcode devenv_curl_setopt_data_callback(CURL *handle, CURLoption option, devenv_curl_data_callback callback);
+CURLcode devenv_curl_setopt_progress_callback(CURL *handle, devenv_curl_progress_callback callback);
+CURLcode devenv_curl_getinfo_long(CURL *handle, CURLINFO info, long *value);
+
+void devenv_ssh_init_server_callbacks(struct ssh_server_callbacks_struct *callbacks);
+void devenv_ssh_init_channel_callbacks(struct ssh_channel_callbacks_struct *callbacks);
+void devenv_ssh_init_session_callbacks(struct ssh_callbacks_struct *callbacks);
+
+#endif
