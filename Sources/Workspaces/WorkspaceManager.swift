@@ -1,0 +1,210 @@
+import DockerEngine
+import Foundation
+import UserNames
+
+/// A running workspace and where its sshd listens.
+public struct WorkspaceEndpoint: Sendable {
+    public let containerID: String
+    public let containerName: String
+    public let address: String
+    public let port: Int
+    /// True when this call created the container.
+    public let created: Bool
+    /// True when this call started it.
+    public let started: Bool
+}
+
+/// One user's workspace as `ps` shows it.
+public struct WorkspaceStatus: Sendable, Codable {
+    public let user: String
+    public let container: String?
+    /// `running`, `exited`, `created`, … or `absent` when only the volume exists.
+    public let state: String
+    public let image: String?
+    public let volume: String?
+}
+
+/// Creates, starts, stops and lists per-user workspaces: a named home volume plus a
+/// disposable container from the workspace image. All calls block; run them on owned threads.
+public final class WorkspaceManager: @unchecked Sendable {
+    public let docker: DockerClient
+    public let settings: WorkspaceSettings
+    private let locks = KeyedLocks()
+    private let networkLock = NSLock()
+    private var networkReady = false
+
+    public init(docker: DockerClient, settings: WorkspaceSettings) {
+        self.docker = docker
+        self.settings = settings
+    }
+
+    /// Returns a running workspace for the user with its sshd answering, creating the
+    /// network, volume and container as needed. Concurrent calls for one user are serialised.
+    public func ensure(_ identity: WorkspaceIdentity) throws -> WorkspaceEndpoint {
+        try locks.withLock(identity.user.value) {
+            try mapEngineErrors { try ensureLocked(identity) }
+        }
+    }
+
+    /// Stops the user's container; returns false when there was none running.
+    @discardableResult
+    public func stop(_ user: UserName, timeout: Int = 10) throws -> Bool {
+        try locks.withLock(user.value) {
+            try mapEngineErrors {
+                do {
+                    return try docker.stopContainer(settings.containerName(for: user), timeout: timeout)
+                } catch DockerError.notFound {
+                    return false
+                }
+            }
+        }
+    }
+
+    /// Every workspace of this instance: containers, and volumes whose container is gone.
+    public func list() throws -> [WorkspaceStatus] {
+        try mapEngineErrors {
+            let instance = "\(WorkspaceLabel.instance)=\(settings.prefix)"
+            let containers = try docker.listContainers(labels: [instance])
+            let volumes = try docker.listVolumes(labels: [instance])
+            var byUser: [String: WorkspaceStatus] = [:]
+            for volume in volumes {
+                guard let user = volume.labels?[WorkspaceLabel.user] else { continue }
+                byUser[user] = WorkspaceStatus(user: user, container: nil, state: "absent", image: nil, volume: volume.name)
+            }
+            for container in containers {
+                guard let user = container.labels?[WorkspaceLabel.user] else { continue }
+                byUser[user] = WorkspaceStatus(user: user, container: container.name, state: container.state,
+                                               image: container.image, volume: byUser[user]?.volume)
+            }
+            return byUser.values.sorted { $0.user < $1.user }
+        }
+    }
+
+    // MARK: - Internals
+
+    private func ensureLocked(_ identity: WorkspaceIdentity) throws -> WorkspaceEndpoint {
+        let user = identity.user
+        let name = settings.containerName(for: user)
+        var created = false
+        var details: ContainerDetails
+        do {
+            details = try docker.inspectContainer(name)
+        } catch DockerError.notFound {
+            try createWorkspace(identity)
+            created = true
+            details = try docker.inspectContainer(name)
+        }
+        var started = false
+        if !details.state.running {
+            started = try docker.startContainer(details.id)
+            details = try docker.inspectContainer(details.id)
+            guard details.state.running else {
+                throw WorkspaceError.exitedAtStart(container: name, exitCode: details.state.exitCode)
+            }
+        }
+        guard let address = details.ipAddress(on: settings.networkName) else {
+            throw WorkspaceError.engine(.badResponse("container \(name) has no address on network \(settings.networkName)"))
+        }
+        if created || started {
+            try waitForSSHD(container: name, address: address)
+        }
+        return WorkspaceEndpoint(containerID: details.id, containerName: name, address: address, port: 22,
+                                 created: created, started: started)
+    }
+
+    /// Creates the network and volume if missing, then the container with the identity injected.
+    private func createWorkspace(_ identity: WorkspaceIdentity) throws {
+        let user = identity.user
+        let name = settings.containerName(for: user)
+        try ensureNetwork()
+        let volume = settings.volumeName(for: user)
+        do {
+            _ = try docker.inspectVolume(volume)
+        } catch DockerError.notFound {
+            try docker.createVolume(name: volume, labels: settings.labels(for: user))
+        }
+        do {
+            _ = try docker.inspectImage(settings.image)
+        } catch DockerError.notFound {
+            throw WorkspaceError.imageMissing(settings.image)
+        }
+        let spec = containerSpec(for: user)
+        do {
+            let id = try docker.createContainer(name: name, spec: spec)
+            try docker.uploadArchive(container: id, path: "/", tar: identity.metadataArchive())
+        } catch DockerError.conflict {
+            // Another gateway process created it first: it injects the identity itself.
+            return
+        }
+    }
+
+    /// The container a user gets: their volume as home, limits, and only sshd's capabilities.
+    public func containerSpec(for user: UserName, image: String? = nil) -> ContainerSpec {
+        let host = HostConfig(
+            memory: settings.memoryBytes,
+            memorySwap: settings.memoryBytes,
+            pidsLimit: settings.pidsLimit,
+            cpuShares: settings.cpuShares,
+            capDrop: ["ALL"],
+            capAdd: WorkspaceSettings.sshdCapabilities,
+            securityOpt: ["no-new-privileges"],
+            mounts: [Mount(volume: settings.volumeName(for: user), at: settings.homeDirectory(for: user))],
+            networkMode: settings.networkName
+        )
+        return ContainerSpec(image: image ?? settings.image, hostname: settings.hostname(for: user),
+                             labels: settings.labels(for: user), hostConfig: host,
+                             networkingConfig: NetworkingConfig(network: settings.networkName))
+    }
+
+    private func ensureNetwork() throws {
+        networkLock.lock()
+        defer { networkLock.unlock() }
+        if networkReady { return }
+        do {
+            _ = try docker.inspectNetwork(settings.networkName)
+        } catch DockerError.notFound {
+            do {
+                try docker.createNetwork(name: settings.networkName,
+                                         options: ["com.docker.network.bridge.enable_icc": "false"],
+                                         labels: [WorkspaceLabel.instance: settings.prefix])
+            } catch DockerError.conflict {
+                // Created meanwhile by another process.
+            }
+        }
+        networkReady = true
+    }
+
+    private func waitForSSHD(container: String, address: String) throws {
+        let deadline = Date().addingTimeInterval(settings.sshdReadyTimeout)
+        while Date() < deadline {
+            if SSHBannerProbe.answers(host: address, port: 22, timeout: 1) { return }
+            usleep(50_000)
+        }
+        throw WorkspaceError.sshdNotReady(container: container, address: address)
+    }
+
+    private func mapEngineErrors<T>(_ body: () throws -> T) throws -> T {
+        do {
+            return try body()
+        } catch let error as DockerError {
+            throw WorkspaceError.engine(error)
+        }
+    }
+}
+
+/// One lock per key, created on demand; keeps one user's operations in order without
+/// holding up anyone else's.
+final class KeyedLocks: @unchecked Sendable {
+    private let guardLock = NSLock()
+    private var locks: [String: NSLock] = [:]
+
+    func withLock<T>(_ key: String, _ body: () throws -> T) rethrows -> T {
+        guardLock.lock()
+        let lock = locks[key] ?? NSLock()
+        locks[key] = lock
+        guardLock.unlock()
+        lock.lock()
+        defer { lock.unlock() }
+        return try body()
+    }
+}
