@@ -10,6 +10,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
     ],
     targets: [
         // System libraries, found through pkg-config.
@@ -31,7 +32,10 @@ let package = Package(
         .target(name: "Audit", swiftSettings: swift5),
         .target(
             name: "Gateway",
-            dependencies: ["CLibSSH", "CShims", "SSHKeys", "Registry", "Workspaces", "Audit"],
+            dependencies: [
+                "CLibSSH", "CShims", "SSHKeys", "UserNames", "Workspaces", "Audit",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: swift5
         ),
         .executableTarget(
@@ -48,6 +52,7 @@ let package = Package(
         .testTarget(name: "WorkspacesTests", dependencies: ["Workspaces", "SSHKeys", "TestSupport"], swiftSettings: swift5),
         .testTarget(name: "RegistryTests", dependencies: ["Registry", "SSHKeys", "UserNames"], swiftSettings: swift5),
         .testTarget(name: "CLITests", dependencies: ["TestSupport"], swiftSettings: swift5),
+        .testTarget(name: "GatewayTests", dependencies: ["Gateway", "SSHKeys", "TestSupport"], swiftSettings: swift5),
         .target(name: "TestSupport", dependencies: ["DockerEngine"], path: "Tests/TestSupport", swiftSettings: swift5),
     ]
 )
