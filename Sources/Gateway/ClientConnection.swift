@@ -1,0 +1,232 @@
+import CLibSSH
+import CShims
+import Foundation
+import Logging
+import SSHKeys
+import UserNames
+import Workspaces
+
+/// One client's SSH connection, from key exchange to the end of its last channel.
+/// Runs entirely on its own thread: libssh sessions belong to one thread at a time.
+final class ClientConnection {
+    private let server: GatewayServer
+    private let session: ssh_session
+    private let peer: String
+    private var logger: Logger
+    private let serverCallbacks: UnsafeMutablePointer<ssh_server_callbacks_struct>
+    private var event: ssh_event?
+    private var upstream: UpstreamConnection?
+    private var workspaceFailure: String?
+    private var bridges: [ChannelBridge] = []
+    private var buffer = [UInt8](repeating: 0, count: 256 * 1024)
+
+    private var authenticatedUser: UserName?
+    private var authenticatedKey = ""
+    private var authAttempts = 0
+    private var tooManyAttempts = false
+    private let started = Date()
+
+    init(server: GatewayServer, session: ssh_session, peer: String) {
+        self.server = server
+        self.session = session
+        self.peer = peer
+        logger = server.logger
+        logger[metadataKey: "peer"] = .string(peer)
+        serverCallbacks = .allocate(capacity: 1)
+        serverCallbacks.initialize(to: ssh_server_callbacks_struct())
+        devenv_ssh_init_server_callbacks(serverCallbacks)
+        serverCallbacks.pointee.userdata = Unmanaged.passUnretained(self).toOpaque()
+        serverCallbacks.pointee.auth_pubkey_function = { _, user, key, state, userdata in
+            guard let userdata else { return Int32(SSH_AUTH_DENIED.rawValue) }
+            let connection = Unmanaged<ClientConnection>.fromOpaque(userdata).takeUnretainedValue()
+            return connection.authenticate(user: user.map { String(cString: $0) } ?? "", key: key, state: state)
+        }
+        serverCallbacks.pointee.channel_open_request_session_function = { _, userdata in
+            guard let userdata else { return nil }
+            return Unmanaged<ClientConnection>.fromOpaque(userdata).takeUnretainedValue().openSessionChannel()
+        }
+    }
+
+    deinit {
+        serverCallbacks.deallocate()
+    }
+
+    func log(_ message: String) { logger.info("\(message)") }
+
+    /// Runs the connection to its end and frees everything it owns.
+    func run(preAuthToken: UInt64) {
+        defer {
+            server.preAuth.remove(preAuthToken)
+            teardown()
+        }
+        ssh_set_server_callbacks(session, serverCallbacks)
+        ssh_set_auth_methods(session, Int32(SSH_AUTH_METHOD_PUBLICKEY))
+        guard ssh_handle_key_exchange(session) == SSH_OK else {
+            logger.debug("key exchange failed: \(errorText)")
+            return
+        }
+        guard let event = ssh_event_new() else { return }
+        self.event = event
+        ssh_event_add_session(event, session)
+        guard authenticateWithinDeadline() else { return }
+        server.preAuth.remove(preAuthToken)
+        prepareWorkspace()
+        bridgeUntilDone()
+    }
+
+    private var errorText: String { String(cString: ssh_get_error(UnsafeMutableRawPointer(session))) }
+
+    // MARK: - Authentication
+
+    private func authenticateWithinDeadline() -> Bool {
+        let deadline = started.addingTimeInterval(server.configuration.authDeadline)
+        while authenticatedUser == nil {
+            if tooManyAttempts {
+                logger.notice("too many authentication attempts; disconnecting")
+                return false
+            }
+            guard Date() < deadline, !server.isStopping else {
+                logger.notice("authentication deadline passed")
+                return false
+            }
+            if ssh_event_dopoll(event, 200) == SSH_ERROR || ssh_is_connected(session) == 0 { return false }
+        }
+        return true
+    }
+
+    /// The public-key callback: probes are answered for registered keys only, and identity
+    /// is decided only on a valid signature of a key registered to that user.
+    private func authenticate(user: String, key: ssh_key?, state: CChar) -> Int32 {
+        let denied = Int32(SSH_AUTH_DENIED.rawValue)
+        authAttempts += 1
+        if authAttempts >= server.configuration.maxAuthAttempts { tooManyAttempts = true }
+        guard let key, let name = try? UserName(user), let (type, base64) = Self.describe(key) else {
+            logger.notice("auth refused", metadata: ["user": .string(UserName.quoted(user))])
+            return denied
+        }
+        let registered = server.accounts.isKeyRegistered(user: name, type: type, base64: base64)
+        switch Int32(state) {
+        case SSH_PUBLICKEY_STATE_NONE.rawValue:
+            return registered ? Int32(SSH_AUTH_SUCCESS.rawValue) : denied
+        case SSH_PUBLICKEY_STATE_VALID.rawValue where registered:
+            authenticatedUser = name
+            authenticatedKey = type
+            logger[metadataKey: "user"] = .string(name.value)
+            logger.info("auth accepted", metadata: ["key": .string(type)])
+            return Int32(SSH_AUTH_SUCCESS.rawValue)
+        default:
+            logger.notice("auth refused", metadata: ["user": .string(name.value)])
+            return denied
+        }
+    }
+
+    private static func describe(_ key: ssh_key) -> (type: String, base64: String)? {
+        guard let typeName = ssh_key_type_to_char(ssh_key_type(key)) else { return nil }
+        var b64: UnsafeMutablePointer<CChar>?
+        guard ssh_pki_export_pubkey_base64(key, &b64) == SSH_OK, let b64 else { return nil }
+        defer { ssh_string_free_char(b64) }
+        return (String(cString: typeName), String(cString: b64))
+    }
+
+    // MARK: - Workspace and upstream
+
+    private func prepareWorkspace() {
+        guard let user = authenticatedUser else { return }
+        do {
+            guard let account = try server.accounts.workspaceAccount(for: user) else {
+                throw GatewayError.configuration("the user is no longer registered")
+            }
+            let identity = WorkspaceIdentity(user: user, uid: account.uid,
+                                             gatewayPublicKey: server.upstreamKey.publicKey.line,
+                                             hostKeyPEM: account.hostKey.pemText)
+            let endpoint = try server.workspaces.ensure(identity)
+            if endpoint.created { logger.info("workspace created", metadata: ["container": .string(endpoint.containerName)]) }
+            let upstream = try UpstreamConnection(address: endpoint.address, port: endpoint.port, user: user.value,
+                                                  clientKey: server.upstreamKey, pinnedHostKey: account.hostKey.publicKey,
+                                                  timeout: server.configuration.upstreamTimeout)
+            ssh_set_blocking(upstream.session, 0)
+            ssh_event_add_session(event, upstream.session)
+            self.upstream = upstream
+        } catch {
+            workspaceFailure = "\(error)"
+            logger.error("workspace unavailable: \(error)")
+        }
+    }
+
+    /// Runs a blocking libssh call on the upstream session (requests whose reply the
+    /// client is waiting for), restoring non-blocking mode afterwards.
+    func withUpstreamBlocking<T>(_ body: () -> T) -> T {
+        guard let upstream else { return body() }
+        ssh_set_blocking(upstream.session, 1)
+        defer { ssh_set_blocking(upstream.session, 0) }
+        return body()
+    }
+
+    private func openSessionChannel() -> ssh_channel? {
+        guard authenticatedUser != nil, let channel = ssh_channel_new(session) else { return nil }
+        var upChannel: ssh_channel?
+        var failure = workspaceFailure
+        if let upstream {
+            upChannel = withUpstreamBlocking { upstream.openSessionChannel() }
+            if upChannel == nil { failure = "the workspace refused a new session" }
+        }
+        bridges.append(ChannelBridge(connection: self, down: channel, up: upChannel, failureMessage: failure))
+        return channel
+    }
+
+    // MARK: - Bridging
+
+    private func bridgeUntilDone() {
+        ssh_set_blocking(session, 0)
+        while true {
+            let rc = ssh_event_dopoll(event, 500)
+            let clientConnected = ssh_is_connected(session) != 0
+            let upstreamConnected = upstream?.isConnected ?? false
+            if !clientConnected || server.isStopping {
+                bridges.forEach { $0.clientLost() }
+                break
+            }
+            if upstream != nil && !upstreamConnected {
+                bridges.forEach { $0.upstreamLost() }
+            }
+            var progress = true
+            while progress {
+                progress = false
+                for bridge in bridges where bridge.advance(buffer: &buffer) { progress = true }
+            }
+            bridges.removeAll { bridge in
+                guard bridge.isFinished else { return false }
+                logger.info("channel closed", metadata: [
+                    "kind": .string(bridge.kind),
+                    "bytes_in": .stringConvertible(bridge.bytesToWorkspace),
+                    "bytes_out": .stringConvertible(bridge.bytesToClient),
+                ])
+                bridge.release()
+                return true
+            }
+            if upstream != nil && !upstreamConnected && bridges.isEmpty {
+                logger.info("workspace connection ended")
+                break
+            }
+            if rc == SSH_ERROR && ssh_is_connected(session) == 0 { break }
+        }
+        // Let libssh flush what is still buffered for the client (closing messages).
+        ssh_blocking_flush(session, 2000)
+    }
+
+    private func teardown() {
+        for bridge in bridges { bridge.release() }
+        bridges.removeAll()
+        if let event {
+            if let upstream { ssh_event_remove_session(event, upstream.session) }
+            ssh_event_remove_session(event, session)
+            ssh_event_free(event)
+        }
+        upstream = nil
+        ssh_disconnect(session)
+        ssh_free(session)
+        if let user = authenticatedUser {
+            logger.info("disconnected", metadata: ["user": .string(user.value)])
+        }
+    }
+}

@@ -1,0 +1,63 @@
+import Foundation
+
+/// Everything `devenv-gw serve` can be told; each default is what a 500-user server wants.
+public struct GatewayConfiguration: Sendable {
+    /// Addresses to listen on, as `host:port`.
+    public var listenAddresses: [String] = ["0.0.0.0:22"]
+    /// Directory of the gateway's own host keys (generated on first start, never replaced).
+    public var hostKeyDirectory: String
+    /// Path of the key the gateway uses to log in to workspaces' sshd.
+    public var upstreamKeyPath: String
+    /// Time from TCP accept until the user must be authenticated.
+    public var authDeadline: TimeInterval = 30
+    /// Public-key attempts (probes of unregistered keys and signed attempts) before disconnect.
+    public var maxAuthAttempts = 10
+    /// Connections not yet authenticated, in total and from one source address. When a cap
+    /// is reached the oldest unauthenticated connection is dropped, so a flood of idle
+    /// sockets cannot lock registered users out.
+    public var maxUnauthenticated = 256
+    public var maxUnauthenticatedPerSource = 64
+    /// Timeout for the upstream hop's blocking steps (connect, auth, channel requests).
+    public var upstreamTimeout: TimeInterval = 20
+
+    public init(hostKeyDirectory: String, upstreamKeyPath: String) {
+        self.hostKeyDirectory = hostKeyDirectory
+        self.upstreamKeyPath = upstreamKeyPath
+    }
+
+    /// Environment variables passed to the workspace, as OpenSSH's AcceptEnv defaults.
+    static func isForwardedEnvironment(_ name: String) -> Bool {
+        name == "LANG" || name == "TERM" || name.hasPrefix("LC_")
+    }
+}
+
+/// A listen address split into host and port.
+struct ListenAddress: Equatable {
+    let host: String
+    let port: UInt16
+
+    init(_ text: String) throws {
+        guard let colon = text.lastIndex(of: ":"), let port = UInt16(text[text.index(after: colon)...]) else {
+            throw GatewayError.configuration("invalid listen address '\(text)': use HOST:PORT")
+        }
+        var host = String(text[..<colon])
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        self.host = host.isEmpty ? "0.0.0.0" : host
+        self.port = port
+    }
+}
+
+/// Failures that stop the gateway from starting.
+public enum GatewayError: Error, CustomStringConvertible {
+    case configuration(String)
+    case hostKey(String)
+    case listen(String)
+
+    public var description: String {
+        switch self {
+        case .configuration(let message): return message
+        case .hostKey(let message): return message
+        case .listen(let message): return message
+        }
+    }
+}

@@ -1,0 +1,230 @@
+import CLibSSH
+import Foundation
+import Logging
+import SSHKeys
+import Workspaces
+
+/// The SSH front door: accepts connections, authenticates users against the registry and
+/// bridges each session to the user's own workspace.
+///
+/// One thread accepts on every listening socket; each connection then runs on a thread of
+/// its own, so blocking libssh and libcurl calls never touch Swift's cooperative pool and a
+/// slow client or workspace holds up nobody else.
+public final class GatewayServer: @unchecked Sendable {
+    public let configuration: GatewayConfiguration
+    let accounts: GatewayAccounts
+    let workspaces: WorkspaceManager
+    let logger: Logger
+    let upstreamKey: PrivateKey
+    let preAuth: PreAuthLimiter
+    private let bind: ssh_bind
+    private var listeners: [Int32] = []
+    private let stateLock = NSLock()
+    private var stopping = false
+    private var acceptThread: Thread?
+    private let finished = DispatchSemaphore(value: 0)
+    private var activeConnections = 0
+
+    /// Loads (or on first start creates) the host keys and upstream key, and opens the listeners.
+    public init(configuration: GatewayConfiguration, accounts: GatewayAccounts, workspaces: WorkspaceManager,
+                logger: Logger) throws {
+        ssh_init()
+        self.configuration = configuration
+        self.accounts = accounts
+        self.workspaces = workspaces
+        self.logger = logger
+        preAuth = PreAuthLimiter(maxTotal: configuration.maxUnauthenticated,
+                                 maxPerSource: configuration.maxUnauthenticatedPerSource)
+        let hostKeyPaths = try Self.prepareHostKeys(in: configuration.hostKeyDirectory, logger: logger)
+        do {
+            upstreamKey = try PrivateKey.loadOrCreate(path: configuration.upstreamKeyPath, kind: .ed25519).key
+        } catch {
+            throw GatewayError.hostKey("\(error)")
+        }
+        guard let bind = ssh_bind_new() else { throw GatewayError.listen("ssh_bind_new failed") }
+        self.bind = bind
+        var noConfig = false
+        ssh_bind_options_set(bind, SSH_BIND_OPTIONS_PROCESS_CONFIG, &noConfig)
+        for path in hostKeyPaths {
+            guard ssh_bind_options_set(bind, SSH_BIND_OPTIONS_HOSTKEY, path) == SSH_OK else {
+                ssh_bind_free(bind)
+                throw GatewayError.hostKey("libssh cannot use host key \(path)")
+            }
+        }
+        do {
+            for text in configuration.listenAddresses {
+                listeners.append(try Self.listen(on: ListenAddress(text)))
+            }
+        } catch {
+            listeners.forEach { close($0) }
+            ssh_bind_free(bind)
+            throw error
+        }
+    }
+
+    deinit {
+        listeners.forEach { close($0) }
+        ssh_bind_free(bind)
+    }
+
+    /// The ports actually bound (useful when listening on port 0).
+    public var boundPorts: [Int] {
+        listeners.map { fd in
+            var address = sockaddr_in()
+            var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+            _ = withUnsafeMutablePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+            }
+            return Int(UInt16(bigEndian: address.sin_port))
+        }
+    }
+
+    var isStopping: Bool {
+        stateLock.lock()
+        defer { stateLock.unlock() }
+        return stopping
+    }
+
+    /// Starts accepting in the background.
+    public func start() {
+        let thread = Thread { [self] in acceptLoop() }
+        thread.name = "devenv-gw accept"
+        acceptThread = thread
+        thread.start()
+        logger.info("listening", metadata: ["addresses": .string(configuration.listenAddresses.joined(separator: ","))])
+    }
+
+    /// Stops accepting, ends every connection and returns once they are gone (or after `timeout`).
+    public func stop(timeout: TimeInterval = 10) {
+        stateLock.lock()
+        stopping = true
+        stateLock.unlock()
+        _ = finished.wait(timeout: .now() + 2)
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            stateLock.lock()
+            let active = activeConnections
+            stateLock.unlock()
+            if active == 0 { break }
+            usleep(50_000)
+        }
+        logger.info("stopped")
+    }
+
+    // MARK: - Accepting
+
+    private func acceptLoop() {
+        defer { finished.signal() }
+        var pollSet = listeners.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
+        while !isStopping {
+            let ready = poll(&pollSet, nfds_t(pollSet.count), 250)
+            guard ready > 0 else { continue }
+            for index in pollSet.indices where pollSet[index].revents & Int16(POLLIN) != 0 {
+                acceptOne(from: pollSet[index].fd)
+            }
+        }
+    }
+
+    private func acceptOne(from listener: Int32) {
+        var address = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let fd = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { accept(listener, $0, &length) }
+        }
+        guard fd >= 0 else { return }
+        _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+        var one: Int32 = 1
+        setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+        let peer = Self.describe(address)
+        guard let session = ssh_new() else { close(fd); return }
+        guard ssh_bind_accept_fd(bind, session, fd) == SSH_OK else {
+            logger.error("cannot accept: \(String(cString: ssh_get_error(UnsafeMutableRawPointer(bind))))")
+            ssh_free(session)
+            close(fd)
+            return
+        }
+        var timeout = Int(configuration.authDeadline.rounded(.up))
+        ssh_options_set(session, SSH_OPTIONS_TIMEOUT, &timeout)
+        // An evicted pre-auth connection is shut down; its own thread sees the error and ends.
+        let token = preAuth.admit(source: peer.host) { shutdown(fd, Int32(SHUT_RDWR)) }
+        let connection = ClientConnection(server: self, session: session, peer: "\(peer.host):\(peer.port)")
+        stateLock.lock()
+        activeConnections += 1
+        stateLock.unlock()
+        let thread = Thread { [self] in
+            connection.run(preAuthToken: token)
+            stateLock.lock()
+            activeConnections -= 1
+            stateLock.unlock()
+        }
+        thread.stackSize = 1 << 20
+        thread.name = "devenv-gw connection"
+        thread.start()
+    }
+
+    private static func describe(_ storage: sockaddr_storage) -> (host: String, port: Int) {
+        var storage = storage
+        var host = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
+        if storage.ss_family == sa_family_t(AF_INET) {
+            return withUnsafePointer(to: &storage) {
+                $0.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { sin in
+                    var addr = sin.pointee.sin_addr
+                    inet_ntop(AF_INET, &addr, &host, socklen_t(host.count))
+                    return (String(cString: host), Int(UInt16(bigEndian: sin.pointee.sin_port)))
+                }
+            }
+        }
+        return withUnsafePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { sin6 in
+                var addr = sin6.pointee.sin6_addr
+                inet_ntop(AF_INET6, &addr, &host, socklen_t(host.count))
+                return (String(cString: host), Int(UInt16(bigEndian: sin6.pointee.sin6_port)))
+            }
+        }
+    }
+
+    private static func listen(on address: ListenAddress) throws -> Int32 {
+        var hints = addrinfo()
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        hints.ai_flags = AI_PASSIVE | AI_NUMERICHOST
+        var result: UnsafeMutablePointer<addrinfo>?
+        guard getaddrinfo(address.host, String(address.port), &hints, &result) == 0, let info = result else {
+            throw GatewayError.listen("cannot listen on \(address.host):\(address.port): not a numeric address")
+        }
+        defer { freeaddrinfo(result) }
+        let fd = socket(info.pointee.ai_family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw GatewayError.listen("socket: \(String(cString: strerror(errno)))") }
+        var one: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        guard Glibc.bind(fd, info.pointee.ai_addr, info.pointee.ai_addrlen) == 0, Glibc.listen(fd, 1024) == 0 else {
+            let reason = String(cString: strerror(errno))
+            close(fd)
+            throw GatewayError.listen("cannot listen on \(address.host):\(address.port): \(reason)")
+        }
+        return fd
+    }
+
+    // MARK: - Host keys
+
+    /// Ensures the Ed25519 and RSA host keys exist (mode 0600); never replaces a present one.
+    static func prepareHostKeys(in directory: String, logger: Logger) throws -> [String] {
+        do {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
+                                                    attributes: [.posixPermissions: 0o700])
+        } catch {
+            throw GatewayError.hostKey("cannot create host key directory \(directory): \(error.localizedDescription)")
+        }
+        var paths: [String] = []
+        for (file, kind) in [("ssh_host_ed25519_key", PrivateKey.Kind.ed25519), ("ssh_host_rsa_key", .rsa3072)] {
+            let path = (directory as NSString).appendingPathComponent(file)
+            do {
+                let (key, created) = try PrivateKey.loadOrCreate(path: path, kind: kind)
+                if created { logger.notice("generated host key \(path) \(key.publicKey.fingerprint)") }
+            } catch {
+                throw GatewayError.hostKey("host key \(path) is unusable (\(error)); fix or remove it by hand")
+            }
+            paths.append(path)
+        }
+        return paths
+    }
+}
