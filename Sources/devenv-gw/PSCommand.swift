@@ -1,0 +1,42 @@
+import ArgumentParser
+import DockerEngine
+import Foundation
+import Registry
+import Workspaces
+
+/// `devenv-gw ps`: every user's workspace and its state.
+struct PSCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "ps", abstract: "List workspaces and their state.")
+
+    @OptionGroup var global: GlobalOptions
+    @Flag(help: "Print JSON.") var json = false
+
+    func run() throws {
+        let registry = try global.openRegistry()
+        let manager = WorkspaceManager(docker: DockerClient(), settings: WorkspaceSettings(prefix: global.prefix))
+        let workspaces = Dictionary(uniqueKeysWithValues: try manager.list().map { ($0.user, $0) })
+        let registered = Set(try registry.users().map(\.name))
+        let rows = registered.union(workspaces.keys).sorted().map { name -> Row in
+            let workspace = workspaces[name]
+            return Row(user: name, registered: registered.contains(name), state: workspace?.state ?? "none",
+                       container: workspace?.container, image: workspace?.image, volume: workspace?.volume)
+        }
+        if json {
+            printJSON(rows)
+        } else {
+            printTable(["USER", "STATE", "CONTAINER", "IMAGE", "VOLUME"], rows.map {
+                [$0.registered ? $0.user : "\($0.user) (unregistered)", $0.state, $0.container ?? "-",
+                 $0.image ?? "-", $0.volume ?? "-"]
+            })
+        }
+    }
+
+    struct Row: Encodable {
+        let user: String
+        let registered: Bool
+        let state: String
+        let container: String?
+        let image: String?
+        let volume: String?
+    }
+}
