@@ -1,0 +1,80 @@
+import Foundation
+import TestSupport
+import XCTest
+
+/// The gateway keeps serving when the engine goes away, and many users at once.
+final class GatewayResilienceTests: GatewayTestCase {
+    var relay: Process?
+    var relaySocket = ""
+
+    override func tearDown() {
+        stopRelay()
+        super.tearDown()
+    }
+
+    /// A socket that forwards to the real engine; stopping it makes the engine unreachable
+    /// for the gateway exactly as a stopped dockerd does, without disturbing other tests.
+    private func startRelay() throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/socat")
+        process.arguments = ["UNIX-LISTEN:\(relaySocket),fork,unlink-early", "UNIX-CONNECT:/var/run/docker.sock"]
+        try process.run()
+        relay = process
+        let deadline = Date().addingTimeInterval(5)
+        while !FileManager.default.fileExists(atPath: relaySocket) && Date() < deadline { usleep(20_000) }
+    }
+
+    private func stopRelay() {
+        guard let relay else { return }
+        relay.terminate()
+        relay.waitUntilExit()
+        self.relay = nil
+        unlink(relaySocket)
+    }
+
+    func testEngineOutageGivesAClearMessageAndRecoversWithoutRestart() throws {
+        relaySocket = keys.appendingPathComponent("engine.sock").path
+        let alice = try register("alice")
+        gateway.extraEnvironment = ["DOCKER_HOST": "unix://\(relaySocket)"]
+        try gateway.start()
+
+        let down = try alice.ssh("alice", port: gateway.port, "echo should-not-run")
+        XCTAssertNotEqual(down.status, 0)
+        XCTAssertEqual(down.output, "")
+        XCTAssertTrue(down.stderr.contains("devenv: your workspace could not start:"), down.stderr)
+        XCTAssertTrue(down.stderr.contains(relaySocket), "the message names the engine that was tried: \(down.stderr)")
+        XCTAssertEqual(gateway.process?.isRunning, true)
+
+        try startRelay()
+        let up = try alice.ssh("alice", port: gateway.port, "id -un")
+        XCTAssertEqual(up.status, 0, up.stderr)
+        XCTAssertEqual(up.output, "alice\n")
+    }
+
+    func testMissingImageGivesAClearMessage() throws {
+        let alice = try register("alice")
+        gateway.extraArguments = ["--image", "devenv-no-such-image:\(gateway.prefix)"]
+        try gateway.start()
+        let result = try alice.ssh("alice", port: gateway.port, "true")
+        XCTAssertEqual(result.status, 1)
+        XCTAssertTrue(result.stderr.contains("devenv-no-such-image:\(gateway.prefix)"), result.stderr)
+    }
+
+    func testTwentyUsersLogInAtOnceEachIntoTheirOwnWorkspace() throws {
+        let users = (1...20).map { "user\($0)" }
+        var identities: [String: SSHClientIdentity] = [:]
+        for user in users {
+            identities[user] = try register(user)
+        }
+        try gateway.start()
+        let script = users.map { user in
+            "(\(identities[user]!.sshCommandLine(user, port: gateway.port)) 'echo $(id -un)@$(hostname)' > \(keys.path)/\(user).out 2>&1; echo $? >> \(keys.path)/\(user).out) &"
+        }.joined(separator: "\n") + "\nwait"
+        XCTAssertEqual(try runShell(script).status, 0)
+        for user in users {
+            let output = try String(contentsOfFile: "\(keys.path)/\(user).out", encoding: .utf8)
+            XCTAssertEqual(output, "\(user)@\(gateway.prefix)-\(user)\n0\n", user)
+        }
+        XCTAssertEqual(try gateway.docker.listContainers(labels: ["devenv.instance=\(gateway.prefix)"]).count, 20)
+    }
+}
