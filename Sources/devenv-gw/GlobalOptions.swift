@@ -5,31 +5,35 @@ import UserNames
 
 /// Options every command takes: where the state lives and which instance this is.
 struct GlobalOptions: ParsableArguments {
-    @Option(help: ArgumentHelp("State directory holding the registry (env DEVENV_GW_STATE_DIR).", valueName: "dir"))
+    @Option(help: ArgumentHelp(
+        "Directory holding the registry and the gateway's state (env DEVENV_GW_STATE_DIR).",
+        valueName: "dir"))
     var stateDir: String = ProcessInfo.processInfo.environment["DEVENV_GW_STATE_DIR"] ?? "/var/lib/devenv-gw"
 
-    @Option(help: ArgumentHelp("Prefix of container, volume and network names (env DEVENV_GW_PREFIX).", valueName: "prefix"))
+    @Option(help: ArgumentHelp(
+        "Prefix of the container, volume and network names on the Docker engine that DOCKER_HOST names "
+            + "(env DEVENV_GW_PREFIX): a lowercase letter, then up to 15 lowercase letters, digits or '-'.",
+        valueName: "prefix"))
     var prefix: String = ProcessInfo.processInfo.environment["DEVENV_GW_PREFIX"] ?? "devenv"
 
     func validate() throws {
-        let valid = prefix.utf8.count <= 16 && prefix.first.map { $0 >= "a" && $0 <= "z" } == true
-            && prefix.allSatisfy { ($0 >= "a" && $0 <= "z") || ($0 >= "0" && $0 <= "9") || $0 == "-" }
-        guard valid else {
-            throw ValidationError("invalid prefix \(UserName.quoted(prefix)): use up to 16 lowercase letters, digits and '-'")
+        guard Self.isValidPrefix(prefix) else {
+            throw ValidationError("invalid prefix \(UserName.quoted(prefix)): "
+                                  + "use a lowercase letter, then up to 15 lowercase letters, digits or '-'")
         }
         guard !stateDir.isEmpty else { throw ValidationError("the state directory is empty") }
     }
 
+    /// `^[a-z][a-z0-9-]{0,15}$`, checked on bytes so no Unicode lookalike passes.
+    static func isValidPrefix(_ prefix: String) -> Bool {
+        let bytes = Array(prefix.utf8)
+        func isLower(_ b: UInt8) -> Bool { b >= UInt8(ascii: "a") && b <= UInt8(ascii: "z") }
+        func isDigit(_ b: UInt8) -> Bool { b >= UInt8(ascii: "0") && b <= UInt8(ascii: "9") }
+        guard let first = bytes.first, isLower(first), bytes.count <= 16 else { return false }
+        return bytes.dropFirst().allSatisfy { isLower($0) || isDigit($0) || $0 == UInt8(ascii: "-") }
+    }
+
     func openRegistry() throws -> Registry {
         try Registry(stateDirectory: stateDir)
-    }
-}
-
-/// Parses a user name given on the command line, failing with a message that shows it escaped.
-func parseUserName(_ raw: String) throws -> UserName {
-    do {
-        return try UserName(raw)
-    } catch let error as UserNameError {
-        throw CLIError("\(error)")
     }
 }

@@ -1,71 +1,93 @@
 import ArgumentParser
 import Foundation
 import Registry
+import UserNames
 
 /// `devenv-gw keys`: list, add and remove a user's public keys.
 struct KeysCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "keys", abstract: "List, add or remove a user's public keys.",
-        subcommands: [List.self, Add.self, Remove.self], defaultSubcommand: List.self)
+        commandName: "keys",
+        abstract: "List, add or remove a user's public keys.",
+        subcommands: [List.self, Add.self, Remove.self],
+        defaultSubcommand: List.self)
 
     struct List: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List a user's keys.")
+        static let configuration = CommandConfiguration(abstract: "List a user's keys (the default).")
+
         @OptionGroup var global: GlobalOptions
-        @Argument(help: "The user name.") var name: String
-        @Flag(help: "Print JSON.") var json = false
+
+        @Argument(help: "The user name.")
+        var name: String
+
+        @Flag(help: "Print a JSON array of {fingerprint, type, bits, comment, added, key}.")
+        var json = false
 
         func run() throws {
-            let keys = try global.openRegistry().keys(of: parseUserName(name))
-            let formatter = ISO8601DateFormatter()
+            let keys = try global.openRegistry().keys(of: UserName(name))
             if json {
                 printJSON(keys.map {
-                    KeyRow(type: $0.key.type, fingerprint: $0.key.fingerprint, comment: $0.key.comment,
-                           bits: $0.key.bits, added: formatter.string(from: $0.added), key: $0.key.line)
+                    Row(fingerprint: $0.key.fingerprint, type: $0.key.type, bits: $0.key.bits, comment: $0.key.comment,
+                        added: displayDate($0.added), key: $0.key.line)
                 })
             } else {
-                printTable(["FINGERPRINT", "TYPE", "BITS", "COMMENT"],
-                           keys.map { [$0.key.fingerprint, $0.key.type, "\($0.key.bits)", $0.key.comment] })
+                printTable(["FINGERPRINT", "TYPE", "BITS", "ADDED", "COMMENT"], keys.map {
+                    [$0.key.fingerprint, $0.key.type, "\($0.key.bits)", displayDate($0.added), $0.key.comment]
+                })
             }
+        }
+
+        struct Row: Encodable {
+            let fingerprint: String
+            let type: String
+            let bits: Int
+            let comment: String
+            let added: String
+            /// The key in authorized_keys form.
+            let key: String
         }
     }
 
     struct Add: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Add keys to a user.")
+        static let configuration = CommandConfiguration(
+            abstract: "Add public keys to a user. Nothing is added if any key is refused.")
+
         @OptionGroup var global: GlobalOptions
-        @Argument(help: "The user name.") var name: String
+
+        @Argument(help: "The user name.")
+        var name: String
+
         @OptionGroup var keySource: KeySourceOptions
 
         func run() throws {
-            let user = try parseUserName(name)
+            let user = try UserName(name)
             let keys = try keySource.load()
-            try global.openRegistry().addKeys(keys, to: user)
-            for key in keys { print("added \(key.fingerprint) \(key.type) \(key.comment) to \(user)") }
+            let added = try global.openRegistry().addKeys(keys, to: user)
+            print("added \(added.count) \(added.count == 1 ? "key" : "keys") to \(user):")
+            for key in added { print("  \(describe(key))") }
         }
     }
 
     struct Remove: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Remove a key by its SHA256 fingerprint.")
+        static let configuration = CommandConfiguration(abstract: "Remove one of a user's keys.")
+
         @OptionGroup var global: GlobalOptions
-        @Argument(help: "The user name.") var name: String
-        @Argument(help: "The key's fingerprint, SHA256:…") var fingerprint: String
+
+        @Argument(help: "The user name.")
+        var name: String
+
+        @Argument(help: "The key's fingerprint as `keys NAME` shows it (SHA256:…; the prefix may be left out).")
+        var fingerprint: String
 
         func run() throws {
-            let user = try parseUserName(name)
+            let user = try UserName(name)
             let registry = try global.openRegistry()
-            try registry.removeKey(fingerprint: fingerprint, from: user)
-            print("removed \(fingerprint) from \(user)")
+            let canonical = fingerprint.hasPrefix("SHA256:") ? fingerprint : "SHA256:" + fingerprint
+            let removed = try registry.removeKey(fingerprint: canonical, from: user)
+            print("removed \(describe(removed.key)) from \(user)")
             if try registry.keys(of: user).isEmpty {
-                print("\(user) has no key left and cannot log in until one is added")
+                printWarning("\(user) has no key left and cannot log in until one is added "
+                             + "(devenv-gw keys add \(user) --key …)")
             }
         }
-    }
-
-    struct KeyRow: Encodable {
-        let type: String
-        let fingerprint: String
-        let comment: String
-        let bits: Int
-        let added: String
-        let key: String
     }
 }
