@@ -36,6 +36,9 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "Unauthenticated connections allowed per source address; the oldest is dropped beyond.")
     var maxStartupsPerSource: Int = 64
 
+    @Option(help: "Forwarding users may use: a list of local, remote, agent; or all, none.")
+    var forwarding: String = "all"
+
     func run() throws {
         var logger = Logger(label: "devenv-gw")
         logger.logLevel = .info
@@ -50,6 +53,11 @@ struct ServeCommand: ParsableCommand {
         configuration.maxAuthAttempts = maxAuthTries
         configuration.maxUnauthenticated = maxStartups
         configuration.maxUnauthenticatedPerSource = maxStartupsPerSource
+        do {
+            configuration.forwarding = try ForwardingPolicy(parsing: forwarding)
+        } catch {
+            throw ValidationError("--forwarding: \(error)")
+        }
 
         let server = try GatewayServer(configuration: configuration, accounts: RegistryAccounts(registry: registry),
                                        workspaces: manager, logger: logger)
