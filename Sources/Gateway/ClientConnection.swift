@@ -83,8 +83,11 @@ final class ClientConnection {
         guard let event = ssh_event_new() else { return }
         self.event = event
         ssh_event_add_session(event, session)
-        guard authenticateWithinDeadline() else { return }
+        guard authenticateWithinDeadline(), let user = authenticatedUser else { return }
         server.preAuth.remove(preAuthToken)
+        // Counted before the workspace is ensured, so the idle reaper never stops it under us.
+        server.activity.sessionStarted(user)
+        defer { server.activity.sessionEnded(user) }
         prepareWorkspace()
         bridgeUntilDone()
     }

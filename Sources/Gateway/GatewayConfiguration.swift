@@ -22,6 +22,8 @@ public struct GatewayConfiguration: Sendable {
     /// Which kinds of forwarding users may use; everything they forward happens inside
     /// their own workspace.
     public var forwarding: ForwardingPolicy = .all
+    /// A workspace with no session for this long is stopped; nil never stops any.
+    public var idleLimit: TimeInterval? = 3600
 
     public init(hostKeyDirectory: String, upstreamKeyPath: String) {
         self.hostKeyDirectory = hostKeyDirectory

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Workspaces
 import Registry
 import UserNames
 
@@ -35,5 +36,10 @@ struct GlobalOptions: ParsableArguments {
 
     func openRegistry() throws -> Registry {
         try Registry(stateDirectory: stateDir)
+    }
+
+    /// When each user last used their workspace, as the gateway records it.
+    func activityLog() -> WorkspaceActivityLog {
+        WorkspaceActivityLog(directory: (stateDir as NSString).appendingPathComponent("activity"))
     }
 }

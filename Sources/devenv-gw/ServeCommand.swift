@@ -36,6 +36,9 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "Unauthenticated connections allowed per source address; the oldest is dropped beyond.")
     var maxStartupsPerSource: Int = 64
 
+    @Option(help: "Seconds without any session after which a workspace is stopped; 0 never stops.")
+    var idleTimeout: Double = 3600
+
     @Option(help: "Forwarding users may use: a list of local, remote, agent; or all, none.")
     var forwarding: String = "all"
 
@@ -53,6 +56,7 @@ struct ServeCommand: ParsableCommand {
         configuration.maxAuthAttempts = maxAuthTries
         configuration.maxUnauthenticated = maxStartups
         configuration.maxUnauthenticatedPerSource = maxStartupsPerSource
+        configuration.idleLimit = idleTimeout > 0 ? idleTimeout : nil
         do {
             configuration.forwarding = try ForwardingPolicy(parsing: forwarding)
         } catch {
@@ -60,7 +64,7 @@ struct ServeCommand: ParsableCommand {
         }
 
         let server = try GatewayServer(configuration: configuration, accounts: RegistryAccounts(registry: registry),
-                                       workspaces: manager, logger: logger)
+                                       workspaces: manager, activity: global.activityLog(), logger: logger)
         signal(SIGPIPE, SIG_IGN)
         let stop = DispatchSemaphore(value: 0)
         var sources: [DispatchSourceSignal] = []
