@@ -160,6 +160,20 @@ public struct ContainerSummary: Decodable, Sendable {
     }
 }
 
+/// A process of a running container (`GET /containers/{id}/top`).
+public struct ContainerProcess: Sendable, Equatable {
+    public let pid: Int
+    /// The uid as the engine's host sees it (the container's own without user namespaces).
+    public let uid: Int
+    public let command: String
+
+    public init(pid: Int, uid: Int, command: String) {
+        self.pid = pid
+        self.uid = uid
+        self.command = command
+    }
+}
+
 /// A named volume.
 public struct VolumeDetails: Decodable, Sendable {
     public let name: String

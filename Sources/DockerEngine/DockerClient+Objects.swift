@@ -58,6 +58,46 @@ extension DockerClient {
                      operation: "rename container")
     }
 
+    /// The processes of a running container with their uids, as the engine's host sees them
+    /// (`GET /containers/{id}/top`); the engine answers 409 (`.conflict`) for a stopped one.
+    public func containerProcesses(_ id: String) throws -> [ContainerProcess] {
+        struct Top: Decodable { let Titles: [String]; let Processes: [[String]]? }
+        let top = try decode(Top.self, from: call("GET", "/containers/\(Self.query(id))/top?ps_args=\(Self.query("-o pid,uid,args"))",
+                                                  operation: "list container processes"))
+        guard let pid = top.Titles.firstIndex(of: "PID"), let uid = top.Titles.firstIndex(of: "UID"),
+              let command = top.Titles.firstIndex(of: "COMMAND") else {
+            throw DockerError.badResponse("container top without PID, UID and COMMAND columns: \(top.Titles)")
+        }
+        return (top.Processes ?? []).compactMap { row in
+            guard row.count > max(pid, uid, command), let pidValue = Int(row[pid]), let uidValue = Int(row[uid]) else { return nil }
+            return ContainerProcess(pid: pidValue, uid: uidValue, command: row[command])
+        }
+    }
+
+    /// The last `tail` lines a container wrote to stdout and stderr (its log), as text.
+    public func containerLogs(_ id: String, tail: Int) throws -> String {
+        let response = try call("GET", "/containers/\(Self.query(id))/logs?stdout=true&stderr=true&tail=\(tail)",
+                                operation: "read container logs")
+        return String(decoding: Self.demultiplexed(response.body), as: UTF8.self)
+    }
+
+    /// The payload of the engine's multiplexed log stream (8-byte frame headers: stream,
+    /// three zero bytes, big-endian size), or the bytes as they are when they are not framed
+    /// (a container with a tty).
+    static func demultiplexed(_ data: Data) -> Data {
+        let bytes = [UInt8](data)
+        var output = Data()
+        var index = 0
+        while index + 8 <= bytes.count {
+            guard bytes[index] <= 2, bytes[(index + 1)..<(index + 4)].allSatisfy({ $0 == 0 }) else { return data }
+            let size = bytes[(index + 4)..<(index + 8)].reduce(0) { $0 << 8 | Int($1) }
+            guard index + 8 + size <= bytes.count else { return data }
+            output.append(contentsOf: bytes[(index + 8)..<(index + 8 + size)])
+            index += 8 + size
+        }
+        return index == bytes.count ? output : data
+    }
+
     // MARK: Volumes
 
     @discardableResult

@@ -123,6 +123,26 @@ final class DockerClientTests: XCTestCase {
         XCTAssertEqual(try Data(contentsOf: extracted.appendingPathComponent("blob.bin")), payload)
     }
 
+    /// `top` gives each process's uid; `logs` is the container's output without stream framing.
+    func testProcessesWithUidsAndLogs() throws {
+        var spec = sleeperSpec()
+        spec.cmd = ["sh", "-c", "echo to-stdout; sleep 0.3; echo to-stderr >&2; setpriv --reuid 2345 --regid 2345 --clear-groups sleep 600"]
+        let id = try client.createContainer(name: "\(prefix)-top", spec: spec)
+        XCTAssertThrowsError(try client.containerProcesses(id), "a created container has no processes") { error in
+            guard case DockerError.conflict = error else { return XCTFail("\(error)") }
+        }
+        try client.startContainer(id)
+        var processes: [ContainerProcess] = []
+        for _ in 0..<100 where !processes.contains(where: { $0.uid == 2345 }) {
+            usleep(50_000)
+            processes = try client.containerProcesses(id)
+        }
+        XCTAssertEqual(processes.filter { $0.uid == 2345 }.map(\.command), ["sleep 600"], "\(processes)")
+        XCTAssertTrue(processes.allSatisfy { $0.pid > 0 })
+        XCTAssertEqual(try client.containerLogs(id, tail: 10), "to-stdout\nto-stderr\n")
+        XCTAssertEqual(try client.containerLogs(id, tail: 1), "to-stderr\n")
+    }
+
     func testArchiveOfMissingPathIsNotFound() throws {
         let id = try client.createContainer(name: "\(prefix)-miss", spec: sleeperSpec())
         XCTAssertThrowsError(try client.downloadArchive(container: id, path: "/no/such/path") { _ in }) { error in
