@@ -164,29 +164,10 @@ public final class Registry: @unchecked Sendable {
     /// does not hold together.
     @discardableResult
     public func addUser(restoring record: UserRecord) throws -> User {
-        let name: UserName
-        do { name = try UserName(record.name) } catch { throw RegistryError.invalidRecord("\(error)") }
-        try Self.checkAllowed(name)
-        guard Self.isAssignable(uid: record.uid) else {
-            throw RegistryError.invalidRecord("uid \(record.uid) is not between \(Self.firstUID) and \(Self.maxUID)")
-        }
-        let keys = try Self.deduplicated(record.keys.map { line in
-            do { return try PublicKey(parsing: line) } catch {
-                throw RegistryError.invalidRecord("key \(UserName.quoted(line)): \(error)")
-            }
-        })
-        do {
-            _ = try PrivateKey(pemText: record.hostKey)
-        } catch {
-            throw RegistryError.invalidRecord("the workspace host key: \(error)")
-        }
+        let (name, keys) = try Self.validated(record)
         return try locked {
             try database.transaction {
-                guard try !isRegistered(name) else { throw RegistryError.userExists(name.value) }
-                if let owner = try database.execute("SELECT name FROM accounts WHERE uid = ? AND name <> ?",
-                                                    [.integer(Int64(record.uid)), .text(name.value)]).first?[0].string {
-                    throw RegistryError.uidInUse(uid: record.uid, owner: owner, registered: try isRegistered(UserName(owner)))
-                }
+                try checkConflicts(name, uid: record.uid, keys: keys)
                 try database.execute("""
                     INSERT INTO accounts (name, uid, host_key) VALUES (?, ?, ?)
                     ON CONFLICT (name) DO UPDATE SET uid = excluded.uid, host_key = excluded.host_key
@@ -201,6 +182,51 @@ public final class Registry: @unchecked Sendable {
         }
     }
 
+    /// Checks, changing nothing, that registering `record` would be accepted now: as
+    /// `addUser(restoring:)` does with its uid, or, when `keepingUID` is false, as
+    /// `addUser(_:keys:)` registers its name and keys.
+    public func checkRegistration(of record: UserRecord, keepingUID: Bool) throws {
+        let (name, keys) = try Self.validated(record)
+        if !keepingUID && keys.isEmpty { throw RegistryError.noKeys }
+        try locked { try checkConflicts(name, uid: keepingUID ? record.uid : nil, keys: keys) }
+    }
+
+    /// The record's name and parsed keys, when everything in it is well-formed.
+    private static func validated(_ record: UserRecord) throws -> (UserName, [PublicKey]) {
+        let name: UserName
+        do { name = try UserName(record.name) } catch { throw RegistryError.invalidRecord("\(error)") }
+        try checkAllowed(name)
+        guard isAssignable(uid: record.uid) else {
+            throw RegistryError.invalidRecord("uid \(record.uid) is not between \(firstUID) and \(maxUID)")
+        }
+        let keys = try deduplicated(record.keys.map { line in
+            do { return try PublicKey(parsing: line) } catch {
+                throw RegistryError.invalidRecord("key \(UserName.quoted(line)): \(error)")
+            }
+        })
+        do {
+            _ = try PrivateKey(pemText: record.hostKey)
+        } catch {
+            throw RegistryError.invalidRecord("the workspace host key: \(error)")
+        }
+        return (name, keys)
+    }
+
+    /// Refuses a registration of `name` while it is registered, when `uid` is bound to another
+    /// name, or when a key is registered to anyone. Called with the lock held.
+    private func checkConflicts(_ name: UserName, uid: Int?, keys: [PublicKey]) throws {
+        guard try !isRegistered(name) else { throw RegistryError.userExists(name.value) }
+        if let uid, let owner = try database.execute("SELECT name FROM accounts WHERE uid = ? AND name <> ?",
+                                                     [.integer(Int64(uid)), .text(name.value)]).first?[0].string {
+            throw RegistryError.uidInUse(uid: uid, owner: owner, registered: try isRegistered(UserName(owner)))
+        }
+        for key in keys {
+            if let owner = try database.execute("SELECT user FROM keys WHERE base64 = ?", [.text(key.base64)]).first?[0].string {
+                throw RegistryError.keyRegisteredToOtherUser(fingerprint: key.fingerprint, owner: owner)
+            }
+        }
+    }
+
     /// Everything the registry holds about a registered user, for a backup.
     public func record(of name: UserName) throws -> UserRecord {
         try locked {
@@ -209,6 +235,18 @@ public final class Registry: @unchecked Sendable {
                 """, [.text(name.value)]).first else { throw RegistryError.noSuchUser(name.value) }
             return UserRecord(name: name.value, uid: row[0].int, created: Self.date(row[1]),
                               keys: try registeredKeys(of: name).map(\.key.line), hostKey: row[2].string)
+        }
+    }
+
+    /// The record of a registered user; for a removed name, whose uid and workspace host key
+    /// are kept, a record without keys (created now); nil for a name never registered.
+    public func recordIncludingRemoved(of name: UserName) throws -> UserRecord? {
+        if try user(named: name) != nil { return try record(of: name) }
+        return try locked {
+            try database.execute("SELECT uid, host_key FROM accounts WHERE name = ?", [.text(name.value)]).first.map {
+                UserRecord(name: name.value, uid: $0[0].int, created: Self.date(Self.timestamp(Date())), keys: [],
+                           hostKey: $0[1].string)
+            }
         }
     }
 

@@ -246,6 +246,43 @@ final class RegistryTests: XCTestCase {
         XCTAssertEqual(try registry.record(of: name("bob")), bobRecord)
     }
 
+    /// `checkRegistration` refuses exactly what the registrations would refuse, changing nothing.
+    func testCheckRegistrationPredictsRefusalsWithoutChanges() throws {
+        try registry.addUser(name("alice"), keys: [try key()])
+        let bob = try registry.addUser(name("bob"), keys: [try key()])
+        let bobRecord = try registry.record(of: name("bob"))
+        try registry.removeUser(name("bob"))
+        let before = try snapshot()
+
+        var renamed = bobRecord
+        renamed.name = "mallory"
+        XCTAssertThrowsError(try registry.checkRegistration(of: renamed, keepingUID: true)) {
+            XCTAssertEqual($0 as? RegistryError, .uidInUse(uid: bob.uid, owner: "bob", registered: false))
+        }
+        XCTAssertNoThrow(try registry.checkRegistration(of: renamed, keepingUID: false), "a new uid is free")
+        XCTAssertNoThrow(try registry.checkRegistration(of: bobRecord, keepingUID: true))
+        XCTAssertThrowsError(try registry.checkRegistration(of: try registry.record(of: name("alice")), keepingUID: false)) {
+            XCTAssertEqual($0 as? RegistryError, .userExists("alice"))
+        }
+        var aliceKeys = renamed
+        aliceKeys.keys = try registry.record(of: name("alice")).keys
+        XCTAssertThrowsError(try registry.checkRegistration(of: aliceKeys, keepingUID: false)) {
+            guard case .keyRegisteredToOtherUser(_, "alice")? = $0 as? RegistryError else { return XCTFail("\($0)") }
+        }
+        aliceKeys.keys = []
+        XCTAssertThrowsError(try registry.checkRegistration(of: aliceKeys, keepingUID: false)) {
+            XCTAssertEqual($0 as? RegistryError, .noKeys)
+        }
+
+        // A removed name keeps its uid and host key, and has no keys; an unknown name has nothing.
+        let kept = try XCTUnwrap(try registry.recordIncludingRemoved(of: name("bob")))
+        XCTAssertEqual([kept.uid, kept.keys.count], [bob.uid, 0])
+        XCTAssertEqual(kept.hostKey, bobRecord.hostKey)
+        XCTAssertEqual(try registry.recordIncludingRemoved(of: name("alice")), try registry.record(of: name("alice")))
+        XCTAssertNil(try registry.recordIncludingRemoved(of: name("nobody")))
+        XCTAssertEqual(try snapshot(), before)
+    }
+
     // MARK: - Storage
 
     func testStateIsPrivateAndTheSchemaIsVersioned() throws {
