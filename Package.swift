@@ -17,6 +17,7 @@ let package = Package(
         .systemLibrary(name: "CLibSSH", pkgConfig: "libssh", providers: [.apt(["libssh-dev"])]),
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
         // Typed wrappers for the variadic and macro C APIs that Swift cannot import.
         .target(name: "CShims", dependencies: ["CLibSSH", "CCurl"]),
 
@@ -28,7 +29,10 @@ let package = Package(
         .target(name: "UserNames", swiftSettings: swift5),
         .target(name: "DockerEngine", dependencies: ["CurlHTTP"], swiftSettings: swift5),
         .target(name: "Registry", dependencies: ["CSQLite", "SSHKeys", "UserNames"], swiftSettings: swift5),
-        .target(name: "Workspaces", dependencies: ["DockerEngine", "UserNames"], swiftSettings: swift5),
+        .target(name: "Tar", swiftSettings: swift5),
+        .target(name: "Workspaces", dependencies: ["DockerEngine", "UserNames", "Tar"], swiftSettings: swift5),
+        .target(name: "Backup", dependencies: ["CCrypto", "Tar", "Registry", "SSHKeys", "Workspaces", "DockerEngine", "UserNames"],
+                swiftSettings: swift5),
         .target(name: "Audit", swiftSettings: swift5),
         .target(
             name: "Gateway",
@@ -41,7 +45,7 @@ let package = Package(
         .executableTarget(
             name: "devenv-gw",
             dependencies: [
-                "Gateway", "Registry", "Workspaces", "DockerEngine", "CurlHTTP", "SSHKeys", "Audit", "UserNames",
+                "Gateway", "Registry", "Workspaces", "DockerEngine", "CurlHTTP", "SSHKeys", "Audit", "UserNames", "Backup",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swift5
@@ -52,6 +56,7 @@ let package = Package(
         .testTarget(name: "WorkspacesTests", dependencies: ["Workspaces", "SSHKeys", "TestSupport"], swiftSettings: swift5),
         .testTarget(name: "RegistryTests", dependencies: ["Registry", "SSHKeys", "UserNames", "CSQLite"], swiftSettings: swift5),
         .testTarget(name: "CLITests", dependencies: ["TestSupport"], swiftSettings: swift5),
+        .testTarget(name: "BackupTests", dependencies: ["Backup", "Tar", "Registry", "TestSupport"], swiftSettings: swift5),
         .testTarget(name: "GatewayTests", dependencies: ["Gateway", "SSHKeys", "TestSupport"], swiftSettings: swift5),
         .target(name: "TestSupport", dependencies: ["DockerEngine"], path: "Tests/TestSupport", swiftSettings: swift5),
     ]
