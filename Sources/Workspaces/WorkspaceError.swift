@@ -6,6 +6,8 @@ public enum WorkspaceError: Error, CustomStringConvertible {
     case exitedAtStart(container: String, exitCode: Int)
     case sshdNotReady(container: String, address: String)
     case engine(DockerError)
+    /// Another actor (a login, another admin command) changed the workspace meanwhile.
+    case busy(user: String, detail: String)
 
     public var description: String {
         switch self {
@@ -17,6 +19,8 @@ public enum WorkspaceError: Error, CustomStringConvertible {
             return "the workspace \(container) started but its sshd at \(address):22 does not answer"
         case .engine(let error):
             return error.description
+        case .busy(let user, let detail):
+            return "the workspace of \(user) changed during the operation: \(detail); try again"
         }
     }
 }

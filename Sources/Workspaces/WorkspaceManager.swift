@@ -29,7 +29,7 @@ public struct WorkspaceStatus: Sendable, Codable {
 public final class WorkspaceManager: @unchecked Sendable {
     public let docker: DockerClient
     public let settings: WorkspaceSettings
-    private let locks = KeyedLocks()
+    let locks = KeyedLocks()
     private let networkLock = NSLock()
     private var networkReady = false
 
@@ -191,7 +191,7 @@ public final class WorkspaceManager: @unchecked Sendable {
         throw WorkspaceError.sshdNotReady(container: container, address: address)
     }
 
-    private func mapEngineErrors<T>(_ body: () throws -> T) throws -> T {
+    func mapEngineErrors<T>(_ body: () throws -> T) throws -> T {
         do {
             return try body()
         } catch let error as DockerError {

@@ -1,17 +1,23 @@
 import ArgumentParser
+import DockerEngine
 import Foundation
 import Registry
 import UserNames
 import Workspaces
 
-/// `devenv-gw deluser NAME`: the registration goes, the data stays.
+/// `devenv-gw deluser NAME [--purge [--yes]]`: the registration goes, the data stays
+/// unless purged.
 struct DelUserCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "deluser",
-        abstract: "Remove a user's registration and keys. Their home volume is kept.",
+        abstract: "Remove a user's registration and keys. Their home volume is kept unless --purge.",
         discussion: """
-            The user can no longer log in. Their home volume is never removed here; if the \
-            name is registered again, the volume, uid and workspace host key are theirs again.
+            The user can no longer log in. Without --purge the home volume is kept; if the name \
+            is registered again, the volume, uid and workspace host key are theirs again.
+
+            --purge also removes the workspace container and the home volume with all its files, \
+            after the user name is typed on the terminal to confirm (--yes confirms in scripts). \
+            It also removes the kept volume of a user removed earlier.
             """)
 
     @OptionGroup var global: GlobalOptions
@@ -19,10 +25,48 @@ struct DelUserCommand: ParsableCommand {
     @Argument(help: "The user name.")
     var name: String
 
+    @Flag(help: "Remove the workspace container and the home volume too (asks for confirmation).")
+    var purge = false
+
+    @Flag(help: "With --purge: do not ask for confirmation.")
+    var yes = false
+
+    func validate() throws {
+        if yes && !purge { throw ValidationError("--yes only confirms --purge") }
+    }
+
     func run() throws {
         let user = try UserName(name)
-        try global.openRegistry().removeUser(user)
+        let registry = try global.openRegistry()
         let volume = WorkspaceSettings(prefix: global.prefix).volumeName(for: user)
-        print("removed \(user); the home volume \(volume) is kept")
+        guard purge else {
+            try registry.removeUser(user)
+            print("removed \(user); the home volume \(volume) is kept")
+            return
+        }
+        let manager = WorkspaceManager(docker: DockerClient(), settings: WorkspaceSettings(prefix: global.prefix))
+        let registered = try registry.user(named: user) != nil
+        let resources = try manager.resources(of: user)
+        guard registered || resources.volumeExists || resources.container != nil else {
+            throw RegistryError.noSuchUser(user.value)
+        }
+        if !yes { try confirm(user, volume: volume) }
+        if registered { try registry.removeUser(user) }
+        try manager.removeHomeVolume(of: user)
+        print((registered ? "removed \(user), " : "\(user) was not registered; removed ")
+              + "the workspace container and the home volume \(volume)")
+    }
+
+    /// Asks for the user name on the terminal; refuses without one.
+    private func confirm(_ user: UserName, volume: String) throws {
+        guard isatty(STDIN_FILENO) == 1 else {
+            throw CLIError("--purge deletes every file of \(user) (volume \(volume)); "
+                           + "confirm on a terminal, or add --yes")
+        }
+        FileHandle.standardError.write(Data(("This deletes the workspace and the home volume \(volume) of \(user) "
+                                             + "with all its files.\nType the user name to confirm: ").utf8))
+        guard let answer = readLine(), answer.trimmingCharacters(in: .whitespaces) == user.value else {
+            throw CLIError("not confirmed; nothing was removed")
+        }
     }
 }

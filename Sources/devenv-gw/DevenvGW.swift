@@ -21,6 +21,8 @@ struct DevenvGW: ParsableCommand {
             UsersCommand.self,
             KeysCommand.self,
             PSCommand.self,
+            BackupCommand.self,
+            RestoreCommand.self,
         ]
     )
 
