@@ -6,6 +6,8 @@ public enum WorkspaceError: Error, CustomStringConvertible {
     case exitedAtStart(container: String, exitCode: Int)
     case sshdNotReady(container: String, address: String)
     case engine(DockerError)
+    /// The container meant to replace a workspace's did not come up; it was removed.
+    case replacementFailed(image: String, reason: String, log: String)
     /// Another actor (a login, another admin command) changed the workspace meanwhile.
     case busy(user: String, detail: String)
 
@@ -19,6 +21,9 @@ public enum WorkspaceError: Error, CustomStringConvertible {
             return "the workspace \(container) started but its sshd at \(address):22 does not answer"
         case .engine(let error):
             return error.description
+        case .replacementFailed(let image, let reason, let log):
+            return "the new container from \(image) did not come up: \(reason)"
+                + (log.isEmpty ? "" : " (its last log lines: \(log.split(separator: "\n").joined(separator: " | ")))")
         case .busy(let user, let detail):
             return "the workspace of \(user) changed during the operation: \(detail); try again"
         }

@@ -182,7 +182,7 @@ public final class WorkspaceManager: @unchecked Sendable {
         networkReady = true
     }
 
-    private func waitForSSHD(container: String, address: String) throws {
+    func waitForSSHD(container: String, address: String) throws {
         let deadline = Date().addingTimeInterval(settings.sshdReadyTimeout)
         while Date() < deadline {
             if SSHBannerProbe.answers(host: address, port: 22, timeout: 1) { return }

@@ -23,6 +23,7 @@ struct DevenvGW: ParsableCommand {
             PSCommand.self,
             BackupCommand.self,
             RestoreCommand.self,
+            UpgradeCommand.self,
         ]
     )
 

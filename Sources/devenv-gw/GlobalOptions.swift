@@ -34,6 +34,9 @@ struct GlobalOptions: ParsableArguments {
         return bytes.dropFirst().allSatisfy { isLower($0) || isDigit($0) || $0 == UInt8(ascii: "-") }
     }
 
+    /// The key the gateway logs in to workspaces with (`serve` creates it at the same path).
+    var upstreamKeyPath: String { (stateDir as NSString).appendingPathComponent("upstream_ed25519_key") }
+
     func openRegistry() throws -> Registry {
         try Registry(stateDirectory: stateDir)
     }
