@@ -6,13 +6,17 @@ public struct ContainerSpec: Encodable, Sendable {
     public var env: [String]
     /// Overrides the image's command when set.
     public var cmd: [String]?
+    /// Overrides the image's entrypoint when set.
+    public var entrypoint: [String]?
     public var hostConfig: HostConfig
     public var networkingConfig: NetworkingConfig?
 
     public init(image: String, hostname: String? = nil, labels: [String: String] = [:], env: [String] = [],
-                cmd: [String]? = nil, hostConfig: HostConfig = HostConfig(), networkingConfig: NetworkingConfig? = nil) {
+                cmd: [String]? = nil, entrypoint: [String]? = nil, hostConfig: HostConfig = HostConfig(),
+                networkingConfig: NetworkingConfig? = nil) {
         self.image = image
         self.cmd = cmd
+        self.entrypoint = entrypoint
         self.hostname = hostname
         self.labels = labels
         self.env = env
@@ -21,7 +25,7 @@ public struct ContainerSpec: Encodable, Sendable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case image = "Image", hostname = "Hostname", labels = "Labels", env = "Env", cmd = "Cmd"
+        case image = "Image", hostname = "Hostname", labels = "Labels", env = "Env", cmd = "Cmd", entrypoint = "Entrypoint"
         case hostConfig = "HostConfig", networkingConfig = "NetworkingConfig"
     }
 }

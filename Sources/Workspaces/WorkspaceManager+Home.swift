@@ -74,8 +74,8 @@ extension WorkspaceManager {
     /// Replaces the user's home with the tar that `source` supplies (entries `<user>/…`):
     /// their container is removed, the home volume removed and created empty, and the tar
     /// written into it. While it is written, a helper container holds the user's container
-    /// name, so a login cannot start a workspace on a half-written home (the helper has no
-    /// identity and refuses to start). The next login creates a new container.
+    /// name, so a login cannot start a workspace on a half-written home (the helper cannot
+    /// be started). The next login creates a new container.
     /// `beforeWrite` runs once the helper holds the name (e.g. to register the user).
     public func replaceHome(of user: UserName, beforeWrite: () throws -> Void,
                             from source: @escaping (UnsafeMutableRawBufferPointer) throws -> Int) throws {
@@ -143,7 +143,8 @@ extension WorkspaceManager {
     }
 
     /// Runs `body` with a created, never started container named `name` that mounts the
-    /// user's home volume, and removes it afterwards.
+    /// user's home volume, and removes it afterwards. Its entrypoint does not exist, so the
+    /// engine refuses to start it, and the error names the reason.
     private func withHelper<T>(for user: UserName, name: String, _ body: (String) throws -> T) throws -> T {
         do {
             _ = try docker.inspectImage(settings.image)
@@ -152,7 +153,7 @@ extension WorkspaceManager {
         }
         let spec = ContainerSpec(
             image: settings.image, labels: [WorkspaceLabel.instance: settings.prefix, Self.helperLabel: "helper"],
-            cmd: ["false"],
+            entrypoint: ["/devenv-gw-helper-for-a-backup-or-restore"],
             hostConfig: HostConfig(capDrop: ["ALL"], securityOpt: ["no-new-privileges"],
                                    mounts: [Mount(volume: settings.volumeName(for: user), at: settings.homeDirectory(for: user))],
                                    networkMode: "none"))

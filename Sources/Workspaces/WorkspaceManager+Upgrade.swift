@@ -115,7 +115,7 @@ extension WorkspaceManager {
             guard details.state.running, let address = details.ipAddress(on: settings.networkName) else {
                 throw WorkspaceError.exitedAtStart(container: temporary, exitCode: details.state.exitCode)
             }
-            try waitForSSHD(container: temporary, address: address)
+            try waitForSSHD(container: temporary, id: id, address: address)
             if !keepRunning { try docker.stopContainer(id, timeout: 10) }
             return id
         } catch {

@@ -114,7 +114,7 @@ public final class WorkspaceManager: @unchecked Sendable {
             throw WorkspaceError.engine(.badResponse("container \(name) has no address on network \(settings.networkName)"))
         }
         if created || started {
-            try waitForSSHD(container: name, address: address)
+            try waitForSSHD(container: name, id: details.id, address: address)
         }
         return WorkspaceEndpoint(containerID: details.id, containerName: name, address: address, port: 22,
                                  created: created, started: started)
@@ -182,10 +182,13 @@ public final class WorkspaceManager: @unchecked Sendable {
         networkReady = true
     }
 
-    func waitForSSHD(container: String, address: String) throws {
+    /// Waits until the container's sshd answers; fails at once when the container exits.
+    func waitForSSHD(container: String, id: String, address: String) throws {
         let deadline = Date().addingTimeInterval(settings.sshdReadyTimeout)
         while Date() < deadline {
             if SSHBannerProbe.answers(host: address, port: 22, timeout: 1) { return }
+            let state = try docker.inspectContainer(id).state
+            guard state.running else { throw WorkspaceError.exitedAtStart(container: container, exitCode: state.exitCode) }
             usleep(50_000)
         }
         throw WorkspaceError.sshdNotReady(container: container, address: address)

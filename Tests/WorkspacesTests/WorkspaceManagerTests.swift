@@ -125,6 +125,55 @@ final class WorkspaceManagerTests: XCTestCase {
         }
         XCTAssertEqual(try docker.listContainers(labels: ["devenv.instance=\(prefix)"]).count, 0)
     }
+
+    /// Reading, replacing and removing home volumes through the archive API.
+    func testHomeStatesReplacementAndRemoval() throws {
+        let dave = try UserName("dave")
+        XCTAssertFalse(try manager.readHome(of: dave) { _ in XCTFail("no volume, nothing to read") })
+        XCTAssertFalse(try manager.homeHasData(dave))
+        try docker.createVolume(name: "\(prefix)-dave-home", labels: manager.settings.labels(for: dave))
+        XCTAssertFalse(try manager.homeHasData(dave), "an empty volume holds no data")
+
+        let tree = directory.appendingPathComponent("tree")
+        XCTAssertEqual(try runShell("mkdir -p \(tree.path)/dave/sub && echo hi > \(tree.path)/dave/sub/f "
+                                    + "&& chown -R 2345:2345 \(tree.path)/dave").status, 0)
+        let tar = try runProgram("/usr/bin/tar", ["--numeric-owner", "-C", tree.path, "-cf", "-", "dave"]).stdout
+        var offset = 0
+        var sawHelper = false
+        try manager.replaceHome(of: dave, beforeWrite: {
+            // While the home is written, the user's container name is taken by a helper that
+            // cannot start: a login (another process, its own manager) fails instead of
+            // running a workspace on a half-written home.
+            let details = try docker.inspectContainer("\(prefix)-dave")
+            sawHelper = details.config.labels?[WorkspaceManager.helperLabel] != nil
+            let gateway = WorkspaceManager(docker: docker, settings: manager.settings)
+            let identity = WorkspaceIdentity(user: dave, uid: 2345, gatewayPublicKey: gatewayKey.publicKey.line,
+                                             hostKeyPEM: try PrivateKey.generate(.ed25519).pemText)
+            XCTAssertThrowsError(try gateway.ensure(identity)) {
+                XCTAssertTrue("\($0)".contains("devenv-gw-helper-for-a-backup-or-restore"), "\($0)")
+            }
+            XCTAssertEqual(try docker.inspectContainer("\(prefix)-dave").state.status, "created", "never started")
+        }, from: { buffer in
+            let count = min(buffer.count, tar.count - offset)
+            tar.copyBytes(to: buffer.bindMemory(to: UInt8.self), from: offset..<offset + count)
+            offset += count
+            return count
+        })
+        XCTAssertTrue(sawHelper)
+        XCTAssertThrowsError(try docker.inspectContainer("\(prefix)-dave"), "the helper is gone")
+        XCTAssertTrue(try manager.homeHasData(dave))
+        var read = Data()
+        XCTAssertTrue(try manager.readHome(of: dave) { read.append(contentsOf: $0) })
+        let file = directory.appendingPathComponent("read.tar")
+        try read.write(to: file)
+        XCTAssertEqual(try runProgram("/usr/bin/tar", ["--numeric-owner", "-tvf", file.path]).output
+                        .split(separator: "\n").map { $0.split(separator: " ")[1] + " " + $0.split(separator: " ").last! },
+                       ["2345/2345 dave/", "2345/2345 dave/sub/", "2345/2345 dave/sub/f"])
+
+        XCTAssertTrue(try manager.removeHomeVolume(of: dave))
+        XCTAssertFalse(try manager.removeHomeVolume(of: dave))
+        XCTAssertEqual(try docker.listContainers(labels: ["devenv.instance=\(prefix)"]).count, 0, "no helper left")
+    }
 }
 
 /// Collects results from concurrent work.
