@@ -57,6 +57,7 @@ let package = Package(
         .testTarget(name: "RegistryTests", dependencies: ["Registry", "SSHKeys", "UserNames", "CSQLite"], swiftSettings: swift5),
         .testTarget(name: "CLITests", dependencies: ["TestSupport"], swiftSettings: swift5),
         .testTarget(name: "BackupTests", dependencies: ["Backup", "Tar", "Registry", "TestSupport"], swiftSettings: swift5),
+        .testTarget(name: "LifecycleTests", dependencies: ["TestSupport"], swiftSettings: swift5),
         .testTarget(name: "GatewayTests", dependencies: ["Gateway", "SSHKeys", "TestSupport"], swiftSettings: swift5),
         .target(name: "TestSupport", dependencies: ["DockerEngine"], path: "Tests/TestSupport", swiftSettings: swift5),
     ]
