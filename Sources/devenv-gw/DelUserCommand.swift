@@ -52,9 +52,9 @@ struct DelUserCommand: ParsableCommand {
         }
         if !yes { try confirm(user, volume: volume) }
         if registered { try registry.removeUser(user) }
-        try manager.removeHomeVolume(of: user)
+        let removedVolume = try manager.removeHomeVolume(of: user)  // the container goes first
         print((registered ? "removed \(user), " : "\(user) was not registered; removed ")
-              + "the workspace container and the home volume \(volume)")
+              + (removedVolume ? "the workspace and the home volume \(volume)" : "the workspace (there was no home volume)"))
     }
 
     /// Asks for the user name on the terminal; refuses without one.

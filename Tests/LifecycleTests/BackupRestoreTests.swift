@@ -46,8 +46,7 @@ final class BackupRestoreTests: GatewayTestCase {
         XCTAssertGreaterThan(try fileSize(archive), 50 * 1024 * 1024)
 
         let purged = try admin(["deluser", "alice", "--purge", "--yes"])
-        XCTAssertEqual(purged.output, "removed alice, the workspace container and the home volume "
-                       + "\(gateway.prefix)-alice-home\n")
+        XCTAssertEqual(purged.output, "removed alice, the workspace and the home volume \(gateway.prefix)-alice-home\n")
         XCTAssertEqual(try gateway.docker.listVolumes(labels: ["devenv.instance=\(gateway.prefix)"]).count, 0)
         XCTAssertEqual(try alice.ssh("alice", port: gateway.port, "true").status, 255, "alice is gone")
 
@@ -158,9 +157,46 @@ final class BackupRestoreTests: GatewayTestCase {
         // A removed user's kept volume can be purged later.
         try admin(["deluser", "alice"])
         let purged = try admin(["deluser", "alice", "--purge", "--yes"])
-        XCTAssertEqual(purged.output, "alice was not registered; removed the workspace container and the home volume "
+        XCTAssertEqual(purged.output, "alice was not registered; removed the workspace and the home volume "
                        + "\(gateway.prefix)-alice-home\n")
         XCTAssertEqual(try gateway.admin(["deluser", "alice", "--purge", "--yes"]).status, 1, "nothing left")
+    }
+
+    /// A running workspace keeps running (or is stopped and started again with --stop), a
+    /// stopped one stays stopped, one without a container is read through a helper that is
+    /// removed afterwards; `-o -` writes the archive to a pipe and the report to stderr.
+    func testBackupOfRunningStoppedAndContainerlessWorkspaces() throws {
+        XCTAssertEqual(try alice.ssh("alice", port: gateway.port, "echo data > file.txt").status, 0)
+        let name = "\(gateway.prefix)-alice"
+        let started = try gateway.docker.inspectContainer(name).state.startedAt
+
+        try admin(["backup", "alice", "-o", archive])
+        XCTAssertEqual(try gateway.docker.inspectContainer(name).state.startedAt, started, "not stopped")
+        XCTAssertEqual(try manifest(of: archive)["quiescent"] as? Bool, false)
+
+        try admin(["backup", "alice", "-o", archive, "--stop"])
+        let restarted = try gateway.docker.inspectContainer(name).state
+        XCTAssertTrue(restarted.running)
+        XCTAssertNotEqual(restarted.startedAt, started, "stopped for the copy and started again")
+        XCTAssertEqual(try manifest(of: archive)["quiescent"] as? Bool, true)
+
+        try gateway.docker.stopContainer(name, timeout: 5)
+        try admin(["backup", "alice", "-o", archive])
+        XCTAssertFalse(try gateway.docker.inspectContainer(name).state.running, "a stopped workspace stays stopped")
+
+        try gateway.docker.removeContainer(name)
+        let piped = try runShell(([DevenvBinary.path, "backup", "alice", "-o", "-"] + gateway.instanceArguments)
+            .map(shellQuoted).joined(separator: " ") + " | tar -tf -")
+        XCTAssertEqual(piped.status, 0, piped.stderr)
+        XCTAssertTrue(piped.output.hasPrefix("devenv-backup.json\nhome/\n"), piped.output)
+        XCTAssertTrue(piped.output.contains("home/file.txt\n"), piped.output)
+        XCTAssertTrue(piped.stderr.hasPrefix("backed up alice (uid 2000) to standard output: "), piped.stderr)
+        XCTAssertEqual(try gateway.docker.listContainers(labels: ["devenv.instance=\(gateway.prefix)"]).count, 0,
+                       "the helper is gone")
+
+        let unknown = try gateway.admin(["backup", "nobody", "-o", archive])
+        XCTAssertEqual(unknown.status, 1)
+        XCTAssertEqual(unknown.stderr, "devenv-gw: error: no such user: 'nobody'\n")
     }
 
     /// A backup of a 1 GB home streams: the backup process's peak RSS stays under 64 MB.
@@ -191,9 +227,32 @@ final class BackupRestoreTests: GatewayTestCase {
         XCTAssertGreaterThan(try fileSize(archive), 1 << 30)
         let listed = try runProgram("/usr/bin/tar", ["-tvf", archive])
         XCTAssertTrue(listed.output.contains(" 1073741824 "), listed.output)
+
+        // Interrupted half-way, a backup fails and leaves no file under either name; the
+        // complete archive of the first run is not replaced.
+        let complete = try fileSize(archive)
+        let interrupted = Process()
+        interrupted.executableURL = URL(fileURLWithPath: DevenvBinary.path)
+        interrupted.arguments = ["backup", "alice", "-o", archive] + gateway.instanceArguments
+        interrupted.standardOutput = FileHandle.nullDevice
+        interrupted.standardError = FileHandle.nullDevice
+        try interrupted.run()
+        while (try? fileSize(archive + ".partial")) ?? 0 < 100 << 20 && interrupted.isRunning { usleep(10_000) }
+        interrupted.terminate()
+        interrupted.waitUntilExit()
+        XCTAssertEqual(interrupted.terminationStatus, 1)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: archive + ".partial"))
+        XCTAssertEqual(try fileSize(archive), complete)
     }
 
     // MARK: - Helpers
+
+    /// The manifest of a backup archive.
+    private func manifest(of path: String) throws -> [String: Any] {
+        let json = try runProgram("/usr/bin/tar", ["-xOf", path, "devenv-backup.json"])
+        XCTAssertEqual(json.status, 0, json.stderr)
+        return try XCTUnwrap(JSONSerialization.jsonObject(with: json.stdout) as? [String: Any])
+    }
 
     /// `users --json` (name, uid, key count, creation time) and alice's key lines.
     private func registration(on gateway: GatewayProcess) throws -> [String] {
