@@ -131,6 +131,7 @@ extension WorkspaceManager {
     }
 
     /// Stops the container (its sshd ends the sessions cleanly), then removes it.
+    @discardableResult
     private func removeContainerLocked(of user: UserName) throws -> Bool {
         let name = settings.containerName(for: user)
         do {

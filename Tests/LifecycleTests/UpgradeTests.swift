@@ -103,10 +103,12 @@ final class UpgradeTests: GatewayTestCase {
             XCTAssertEqual(try identity.ssh(user, port: gateway.port, "true").status, 0)
         }
         try gateway.docker.stopContainer("\(gateway.prefix)-carol", timeout: 5)
-        // alice keeps a session open.
+        // alice keeps a session open (a shell running ssh, not a Foundation Process: see
+        // BackgroundProcess); the shell writes ssh's output and exit status to a log.
         let log = keys.appendingPathComponent("session.log").path
-        try startDetached(alice.sshCommandLine("alice", port: gateway.port) + " 'echo started; sleep 120'; echo exit=$?",
-                          log: log)
+        let session = try BackgroundProcess("/bin/sh", ["-c", alice.sshCommandLine("alice", port: gateway.port)
+                                                        + " 'echo started; sleep 120' >\(shellQuoted(log)) 2>&1; echo exit=$? >>\(shellQuoted(log))"])
+        defer { session.stop() }
         let sessionLog = { (try? String(contentsOfFile: log, encoding: .utf8)) ?? "" }
         XCTAssertTrue(waitFor(20) { sessionLog().contains("started") }, sessionLog())
 

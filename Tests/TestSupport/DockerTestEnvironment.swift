@@ -103,15 +103,3 @@ public func buildImage(_ tag: String, dockerfile: String) throws -> ProgramResul
 public func removeImage(_ tag: String) throws -> ProgramResult {
     try runProgram("/bin/sh", ["-c", "docker rmi \(shellQuoted(tag))"])
 }
-
-/// Starts a /bin/sh command in the background, detached from this process: a session of
-/// its own, standard input from /dev/null, standard output and error to `log`, and no
-/// other inherited descriptor. (Foundation's Process leaves a descriptor open in its
-/// children by which it notices their exit; a background job started from a shell it runs
-/// inherits it, and that shell then counts as running until the job ends.)
-public func startDetached(_ command: String, log: String) throws {
-    let script = "import subprocess, sys; subprocess.Popen(sys.argv[1], shell=True, stdin=subprocess.DEVNULL, "
-        + "stdout=open(sys.argv[2], 'w'), stderr=subprocess.STDOUT, start_new_session=True, close_fds=True)"
-    let started = try runProgram("/usr/bin/python3", ["-c", script, command, log])
-    guard started.status == 0 else { throw CocoaError(.executableLoad) }
-}
