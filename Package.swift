@@ -53,6 +53,7 @@ let package = Package(
         .testTarget(name: "RegistryTests", dependencies: ["Registry", "SSHKeys", "UserNames", "CSQLite"], swiftSettings: swift5),
         .testTarget(name: "CLITests", dependencies: ["TestSupport"], swiftSettings: swift5),
         .testTarget(name: "GatewayTests", dependencies: ["Gateway", "SSHKeys", "TestSupport"], swiftSettings: swift5),
+        .testTarget(name: "AuditTests", dependencies: ["Audit", "TestSupport"], swiftSettings: swift5),
         .target(name: "TestSupport", dependencies: ["DockerEngine"], path: "Tests/TestSupport", swiftSettings: swift5),
     ]
 )
