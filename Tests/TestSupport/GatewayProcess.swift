@@ -94,7 +94,7 @@ public final class GatewayProcess {
         try? FileManager.default.removeItem(at: stateDirectory)
     }
 
-    static func freePort() throws -> Int {
+    public static func freePort() throws -> Int {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(fd) }
         var address = sockaddr_in()
@@ -110,7 +110,7 @@ public final class GatewayProcess {
         return Int(UInt16(bigEndian: address.sin_port))
     }
 
-    static func answersSSH(port: Int) -> Bool {
+    public static func answersSSH(port: Int) -> Bool {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(fd) }
         var address = sockaddr_in()
