@@ -1,4 +1,5 @@
 import ArgumentParser
+import Audit
 import Foundation
 import Registry
 import UserNames
@@ -21,7 +22,11 @@ struct DelUserCommand: ParsableCommand {
 
     func run() throws {
         let user = try UserName(name)
-        try global.openRegistry().removeUser(user)
+        let registry = try global.openRegistry()
+        let audit = try global.openAuditLog()
+        let keyCount = try registry.user(named: user)?.keyCount
+        try registry.removeUser(user)
+        audit.record(.userRemoved(user.value, keyCount: keyCount, by: AuditAdmin.current))
         let volume = WorkspaceSettings(prefix: global.prefix).volumeName(for: user)
         print("removed \(user); the home volume \(volume) is kept")
     }
