@@ -56,6 +56,7 @@ let package = Package(
         .testTarget(name: "CLITests", dependencies: ["TestSupport"], swiftSettings: swift5),
         .testTarget(name: "GatewayTests", dependencies: ["Gateway", "SSHKeys", "TestSupport"], swiftSettings: swift5),
         .testTarget(name: "AuditTests", dependencies: ["Audit", "TestSupport"], swiftSettings: swift5),
+        .testTarget(name: "GatewayImageTests", dependencies: ["TestSupport"], swiftSettings: swift5),
         .target(name: "TestSupport", dependencies: ["DockerEngine"], path: "Tests/TestSupport", swiftSettings: swift5),
     ]
 )
