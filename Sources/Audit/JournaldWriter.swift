@@ -9,7 +9,8 @@ import Foundation
 final class JournaldWriter: @unchecked Sendable {
     let socketPath: String
     private let fd: Int32
-    private var address = sockaddr_un()
+    /// Read-only after init: sends from many threads only read it.
+    private let address: sockaddr_un
     /// Entries larger than this go through a memfd without trying a datagram first
     /// (tests set it low to exercise that path); nil: only when the kernel says EMSGSIZE.
     var memfdThreshold: Int?
@@ -17,6 +18,7 @@ final class JournaldWriter: @unchecked Sendable {
     init(socketPath: String) throws {
         self.socketPath = socketPath
         let pathBytes = Array(socketPath.utf8)
+        var address = sockaddr_un()
         guard pathBytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
             throw AuditError.journal(socketPath, "socket path too long")
         }
@@ -26,6 +28,7 @@ final class JournaldWriter: @unchecked Sendable {
         withUnsafeMutableBytes(of: &address.sun_path) { raw in
             raw.copyBytes(from: pathBytes)
         }
+        self.address = address
         // Room for large entries (the kernel caps this at net.core.wmem_max), and never
         // more than a second's wait when journald's queue is full.
         var sendBuffer: Int32 = 8 * 1024 * 1024
@@ -50,7 +53,7 @@ final class JournaldWriter: @unchecked Sendable {
             return
         }
         let sent = entry.withUnsafeBytes { bytes in
-            withUnsafePointer(to: &address) { pointer in
+            withUnsafePointer(to: address) { pointer in
                 pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
                     sendto(fd, bytes.baseAddress, bytes.count, Int32(MSG_NOSIGNAL), $0,
                            socklen_t(MemoryLayout<sockaddr_un>.size))
@@ -125,7 +128,8 @@ final class JournaldWriter: @unchecked Sendable {
         header.pointee.cmsg_type = Int32(SCM_RIGHTS)
         control.storeBytes(of: memfd, toByteOffset: headerSize, as: Int32.self)
 
-        let sent = withUnsafeMutablePointer(to: &address) { pointer -> Int in
+        var target = address
+        let sent = withUnsafeMutablePointer(to: &target) { pointer -> Int in
             var message = msghdr()
             message.msg_name = UnsafeMutableRawPointer(pointer)
             message.msg_namelen = socklen_t(MemoryLayout<sockaddr_un>.size)

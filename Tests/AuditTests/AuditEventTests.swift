@@ -190,6 +190,19 @@ final class AuditJournalTests: XCTestCase {
         XCTAssertEqual(entries[4]["DEVENV_ARCHIVE"], "/backup/\(user).tar")
     }
 
+    /// One log shared by many threads, as the gateway's connection threads share it.
+    func testConcurrentEventsAllArrive() throws {
+        let run = AuditConnection.newSessionID()
+        DispatchQueue.concurrentPerform(iterations: 8) { thread in
+            for index in 0..<25 {
+                let connection = AuditConnection(sessionID: "\(run)-\(thread)-\(index)", sourceAddress: "::1", sourcePort: index)
+                log.record(.sessionStart(connection, user: run, channel: AuditChannel(id: index, kind: .shell)))
+            }
+        }
+        let entries = try Journal.entries(where: "DEVENV_USER", is: run, atLeast: 200)
+        XCTAssertEqual(Set(entries.compactMap { $0["DEVENV_SESSION_ID"] }).count, 200)
+    }
+
     /// An entry larger than the socket's datagram limit travels in a sealed memfd; values
     /// beyond 64 KiB are cut and named in DEVENV_TRUNCATED.
     func testLargeEntriesGoThroughAMemfd() throws {
