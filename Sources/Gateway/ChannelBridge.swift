@@ -31,12 +31,20 @@ final class ChannelBridge {
     private let failureMessage: String?
     private var failureDue = false
     private(set) var released = false
+    /// Completes an upstream open that was started without blocking (direct-tcpip): returns
+    /// SSH_AGAIN while the workspace has not answered yet.
+    private var completeUpstreamOpen: (() -> Int32)?
 
-    init(connection: ClientConnection, down: ssh_channel, up: ssh_channel?, failureMessage: String?) {
+    /// - Parameters:
+    ///   - kind: what the channel is for, until a request says more (`session`, `direct-tcpip …`).
+    ///   - agentForwarding: whether `auth-agent-req` is accepted on this channel.
+    init(connection: ClientConnection, down: ssh_channel, up: ssh_channel?, failureMessage: String?,
+         kind: String = "session", agentForwarding: Bool = false) {
         self.connection = connection
         self.down = down
         self.up = up
         self.failureMessage = failureMessage
+        self.kind = kind
         if let up {
             toUpstream = ChannelPump(from: down, to: up, isStderr: false)
             toClient = ChannelPump(from: up, to: down, isStderr: false)
@@ -48,7 +56,7 @@ final class ChannelBridge {
         }
         downCallbacks = .allocate(capacity: 1)
         upCallbacks = .allocate(capacity: 1)
-        Self.installDownstreamCallbacks(downCallbacks)
+        Self.installDownstreamCallbacks(downCallbacks, agentForwarding: agentForwarding)
         Self.installUpstreamCallbacks(upCallbacks)
         let context = Unmanaged.passUnretained(self).toOpaque()
         downCallbacks.pointee.userdata = context
@@ -86,6 +94,20 @@ final class ChannelBridge {
         guard let up, let toUpstream, let toClient, let toClientStderr else {
             if downClosed && !closedDown { closeDown() }
             return false
+        }
+        if let open = completeUpstreamOpen {
+            let rc = open()
+            if rc == SSH_AGAIN { return false }
+            completeUpstreamOpen = nil
+            guard rc == SSH_OK else {
+                connection.log("forwarding failed in the workspace: \(kind)")
+                upClosed = true
+                closedUp = true
+                closeDown()
+                return true
+            }
+            connection.log("forwarding opened: \(kind)")
+            progress = true
         }
         progress = toUpstream.drain(using: &buffer) || progress
         progress = toClient.drain(using: &buffer) || progress
@@ -127,6 +149,22 @@ final class ChannelBridge {
             progress = true
         }
         return progress
+    }
+
+    /// Defers the bridge until `open` (called after each poll) stops returning SSH_AGAIN;
+    /// if it fails, the client's channel is closed.
+    func awaitUpstreamOpen(_ open: @escaping () -> Int32) {
+        completeUpstreamOpen = open
+    }
+
+    /// Takes over what libssh received on the workspace side before this bridge's callbacks
+    /// existed (a channel the workspace opened and the gateway accepted first).
+    func adoptEarlierUpstreamState() {
+        guard let up else { return }
+        toClient?.noteBuffered(max(0, Int(ssh_channel_poll(up, 0))))
+        toClientStderr?.noteBuffered(max(0, Int(ssh_channel_poll(up, 1))))
+        if ssh_channel_is_eof(up) != 0 { upEOF = true }
+        if ssh_channel_is_closed(up) != 0 { upClosed = true }
     }
 
     /// Called when the workspace connection is lost: ends the client's channel.
@@ -218,6 +256,13 @@ final class ChannelBridge {
         return ssh_channel_change_pty_size(up, columns, rows) == SSH_OK ? 0 : -1
     }
 
+    func requestAgent() {
+        guard let up else { return }
+        // Sent without want-reply: the workspace's sshd then offers SSH_AUTH_SOCK.
+        ssh_channel_request_auth_agent(up)
+        connection.log("agent forwarding enabled on \(kind) channel")
+    }
+
     func forwardSignal(_ name: String) {
         guard let up else { return }
         ssh_channel_request_send_signal(up, name)
@@ -225,7 +270,8 @@ final class ChannelBridge {
 
     // MARK: - Callback tables
 
-    private static func installDownstreamCallbacks(_ table: UnsafeMutablePointer<ssh_channel_callbacks_struct>) {
+    private static func installDownstreamCallbacks(_ table: UnsafeMutablePointer<ssh_channel_callbacks_struct>,
+                                                   agentForwarding: Bool) {
         table.initialize(to: ssh_channel_callbacks_struct())
         devenv_ssh_init_channel_callbacks(table)
         table.pointee.channel_data_function = { _, _, _, length, isStderr, userdata in
@@ -257,6 +303,11 @@ final class ChannelBridge {
         }
         table.pointee.channel_pty_window_change_function = { _, _, width, height, _, _, userdata in
             bridge(userdata)?.changeWindow(columns: width, rows: height) ?? -1
+        }
+        // libssh answers auth-agent-req with success exactly when this callback exists,
+        // so a policy without agent forwarding leaves it unset and the client is refused.
+        if agentForwarding {
+            table.pointee.channel_auth_agent_req_function = { _, _, userdata in bridge(userdata)?.requestAgent() }
         }
     }
 

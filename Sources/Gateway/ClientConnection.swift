@@ -9,15 +9,20 @@ import Workspaces
 /// One client's SSH connection, from key exchange to the end of its last channel.
 /// Runs entirely on its own thread: libssh sessions belong to one thread at a time.
 final class ClientConnection {
-    private let server: GatewayServer
-    private let session: ssh_session
+    let server: GatewayServer
+    let session: ssh_session
     private let peer: String
-    private var logger: Logger
+    var logger: Logger
     private let serverCallbacks: UnsafeMutablePointer<ssh_server_callbacks_struct>
+    /// Session-level callbacks on the upstream: channels the workspace opens towards us.
+    private let upstreamCallbacks: UnsafeMutablePointer<ssh_callbacks_struct>
     private var event: ssh_event?
-    private var upstream: UpstreamConnection?
+    var upstream: UpstreamConnection?
     private var workspaceFailure: String?
-    private var bridges: [ChannelBridge] = []
+    var bridges: [ChannelBridge] = []
+    /// Channels the workspace opened (agent, forwarded ports) that still need their twin
+    /// opened towards the client, which is done outside libssh callbacks.
+    var pendingReverseChannels: [PendingReverseChannel] = []
     private var buffer = [UInt8](repeating: 0, count: 256 * 1024)
 
     private var authenticatedUser: UserName?
@@ -32,6 +37,7 @@ final class ClientConnection {
         self.peer = peer
         logger = server.logger
         logger[metadataKey: "peer"] = .string(peer)
+        upstreamCallbacks = .allocate(capacity: 1)
         serverCallbacks = .allocate(capacity: 1)
         serverCallbacks.initialize(to: ssh_server_callbacks_struct())
         devenv_ssh_init_server_callbacks(serverCallbacks)
@@ -45,10 +51,18 @@ final class ClientConnection {
             guard let userdata else { return nil }
             return Unmanaged<ClientConnection>.fromOpaque(userdata).takeUnretainedValue().openSessionChannel()
         }
+        upstreamCallbacks.initialize(to: ssh_callbacks_struct())
+        devenv_ssh_init_session_callbacks(upstreamCallbacks)
+        upstreamCallbacks.pointee.userdata = Unmanaged.passUnretained(self).toOpaque()
+        upstreamCallbacks.pointee.channel_open_request_auth_agent_function = { _, userdata in
+            guard let userdata else { return nil }
+            return Unmanaged<ClientConnection>.fromOpaque(userdata).takeUnretainedValue().acceptAgentChannelFromWorkspace()
+        }
     }
 
     deinit {
         serverCallbacks.deallocate()
+        upstreamCallbacks.deallocate()
     }
 
     func log(_ message: String) { logger.info("\(message)") }
@@ -60,6 +74,7 @@ final class ClientConnection {
             teardown()
         }
         ssh_set_server_callbacks(session, serverCallbacks)
+        installDownstreamMessageHandler()
         ssh_set_auth_methods(session, Int32(SSH_AUTH_METHOD_PUBLICKEY))
         guard ssh_handle_key_exchange(session) == SSH_OK else {
             logger.debug("key exchange failed: \(errorText)")
@@ -68,8 +83,11 @@ final class ClientConnection {
         guard let event = ssh_event_new() else { return }
         self.event = event
         ssh_event_add_session(event, session)
-        guard authenticateWithinDeadline() else { return }
+        guard authenticateWithinDeadline(), let user = authenticatedUser else { return }
         server.preAuth.remove(preAuthToken)
+        // Counted before the workspace is ensured, so the idle reaper never stops it under us.
+        server.activity.sessionStarted(user)
+        defer { server.activity.sessionEnded(user) }
         prepareWorkspace()
         bridgeUntilDone()
     }
@@ -145,6 +163,8 @@ final class ClientConnection {
                                                   clientKey: server.upstreamKey, pinnedHostKey: account.hostKey.publicKey,
                                                   timeout: server.configuration.upstreamTimeout)
             ssh_set_blocking(upstream.session, 0)
+            ssh_set_callbacks(upstream.session, upstreamCallbacks)
+            installUpstreamMessageHandler(upstream.session)
             ssh_event_add_session(event, upstream.session)
             self.upstream = upstream
         } catch {
@@ -170,7 +190,8 @@ final class ClientConnection {
             upChannel = withUpstreamBlocking { upstream.openSessionChannel() }
             if upChannel == nil { failure = "the workspace refused a new session" }
         }
-        bridges.append(ChannelBridge(connection: self, down: channel, up: upChannel, failureMessage: failure))
+        bridges.append(ChannelBridge(connection: self, down: channel, up: upChannel, failureMessage: failure,
+                                     agentForwarding: server.configuration.forwarding.contains(.agent)))
         return channel
     }
 
@@ -189,6 +210,7 @@ final class ClientConnection {
             if upstream != nil && !upstreamConnected {
                 bridges.forEach { $0.upstreamLost() }
             }
+            openPendingReverseChannels()
             var progress = true
             while progress {
                 progress = false
@@ -217,6 +239,8 @@ final class ClientConnection {
     private func teardown() {
         for bridge in bridges { bridge.release() }
         bridges.removeAll()
+        for pending in pendingReverseChannels { ssh_channel_free(pending.upstreamChannel) }
+        pendingReverseChannels.removeAll()
         if let event {
             if let upstream { ssh_event_remove_session(event, upstream.session) }
             ssh_event_remove_session(event, session)

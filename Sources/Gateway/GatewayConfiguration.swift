@@ -19,6 +19,11 @@ public struct GatewayConfiguration: Sendable {
     public var maxUnauthenticatedPerSource = 64
     /// Timeout for the upstream hop's blocking steps (connect, auth, channel requests).
     public var upstreamTimeout: TimeInterval = 20
+    /// Which kinds of forwarding users may use; everything they forward happens inside
+    /// their own workspace.
+    public var forwarding: ForwardingPolicy = .all
+    /// A workspace with no session for this long is stopped; nil never stops any.
+    public var idleLimit: TimeInterval? = 3600
 
     public init(hostKeyDirectory: String, upstreamKeyPath: String) {
         self.hostKeyDirectory = hostKeyDirectory
@@ -28,6 +33,44 @@ public struct GatewayConfiguration: Sendable {
     /// Environment variables passed to the workspace, as OpenSSH's AcceptEnv defaults.
     static func isForwardedEnvironment(_ name: String) -> Bool {
         name == "LANG" || name == "TERM" || name.hasPrefix("LC_")
+    }
+}
+
+/// The kinds of forwarding a user may ask for.
+public struct ForwardingPolicy: OptionSet, Sendable, CustomStringConvertible {
+    public let rawValue: Int
+    public init(rawValue: Int) { self.rawValue = rawValue }
+
+    /// `ssh -L` and `ssh -D`: direct-tcpip channels, connected from inside the workspace.
+    public static let local = ForwardingPolicy(rawValue: 1)
+    /// `ssh -R`: ports listened on inside the workspace, forwarded back to the client.
+    public static let remote = ForwardingPolicy(rawValue: 2)
+    /// `ssh -A`: the client's agent, reachable from the workspace's sessions.
+    public static let agent = ForwardingPolicy(rawValue: 4)
+    public static let all: ForwardingPolicy = [.local, .remote, .agent]
+
+    static let names: [(String, ForwardingPolicy)] = [("local", .local), ("remote", .remote), ("agent", .agent)]
+
+    /// Parses a comma-separated list of `local`, `remote`, `agent`, or `all` / `none`.
+    public init(parsing text: String) throws {
+        var policy: ForwardingPolicy = []
+        for word in text.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) where !word.isEmpty {
+            switch word {
+            case "all": policy = .all
+            case "none": policy = []
+            default:
+                guard let kind = Self.names.first(where: { $0.0 == word })?.1 else {
+                    throw GatewayError.configuration("unknown forwarding kind '\(word)': use local, remote, agent, all or none")
+                }
+                policy.insert(kind)
+            }
+        }
+        self = policy
+    }
+
+    public var description: String {
+        let words = Self.names.filter { contains($0.1) }.map(\.0)
+        return words.isEmpty ? "none" : words.joined(separator: ",")
     }
 }
 

@@ -17,6 +17,8 @@ public final class GatewayServer: @unchecked Sendable {
     let logger: Logger
     let upstreamKey: PrivateKey
     let preAuth: PreAuthLimiter
+    let activity: WorkspaceActivityLog
+    private let reaper: IdleWorkspaceReaper?
     private let bind: ssh_bind
     private var listeners: [Int32] = []
     private let stateLock = NSLock()
@@ -27,12 +29,16 @@ public final class GatewayServer: @unchecked Sendable {
 
     /// Loads (or on first start creates) the host keys and upstream key, and opens the listeners.
     public init(configuration: GatewayConfiguration, accounts: GatewayAccounts, workspaces: WorkspaceManager,
-                logger: Logger) throws {
+                activity: WorkspaceActivityLog, logger: Logger) throws {
         ssh_init()
         self.configuration = configuration
         self.accounts = accounts
         self.workspaces = workspaces
+        self.activity = activity
         self.logger = logger
+        reaper = configuration.idleLimit.map {
+            IdleWorkspaceReaper(limit: $0, activity: activity, workspaces: workspaces, logger: logger)
+        }
         preAuth = PreAuthLimiter(maxTotal: configuration.maxUnauthenticated,
                                  maxPerSource: configuration.maxUnauthenticatedPerSource)
         let hostKeyPaths = try Self.prepareHostKeys(in: configuration.hostKeyDirectory, logger: logger)
@@ -91,6 +97,7 @@ public final class GatewayServer: @unchecked Sendable {
         thread.name = "devenv-gw accept"
         acceptThread = thread
         thread.start()
+        reaper?.start()
         logger.info("listening", metadata: ["addresses": .string(configuration.listenAddresses.joined(separator: ","))])
     }
 
@@ -99,6 +106,7 @@ public final class GatewayServer: @unchecked Sendable {
         stateLock.lock()
         stopping = true
         stateLock.unlock()
+        reaper?.stop()
         _ = finished.wait(timeout: .now() + 2)
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {

@@ -49,8 +49,16 @@ public final class WorkspaceManager: @unchecked Sendable {
     /// Stops the user's container; returns false when there was none running.
     @discardableResult
     public func stop(_ user: UserName, timeout: Int = 10) throws -> Bool {
+        try stopIfIdle(user, timeout: timeout) { true }
+    }
+
+    /// Stops the user's container if `isIdle` still holds once no login of theirs is in
+    /// progress (it is asked under the same per-user lock that `ensure` takes).
+    @discardableResult
+    public func stopIfIdle(_ user: UserName, timeout: Int = 10, isIdle: () -> Bool) throws -> Bool {
         try locks.withLock(user.value) {
-            try mapEngineErrors {
+            guard isIdle() else { return false }
+            return try mapEngineErrors {
                 do {
                     return try docker.stopContainer(settings.containerName(for: user), timeout: timeout)
                 } catch DockerError.notFound {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Audit
 import Foundation
+import Gateway
 import TOMLKit
 
 /// The keys of the config file: the long flags of `serve`, spelled the same.
@@ -14,6 +15,8 @@ enum ConfigKey: String, CaseIterable {
     case maxAuthTries = "max-auth-tries"
     case maxStartups = "max-startups"
     case maxStartupsPerSource = "max-startups-per-source"
+    case idleTimeout = "idle-timeout"
+    case forwarding
     case image
     case memoryMib = "memory-mib"
     case pidsLimit = "pids-limit"
@@ -35,9 +38,9 @@ enum ConfigKey: String, CaseIterable {
 
     var kind: Kind {
         switch self {
-        case .stateDir, .prefix, .audit, .hostkeys, .image: return .string
+        case .stateDir, .prefix, .audit, .hostkeys, .image, .forwarding: return .string
         case .listen: return .addresses
-        case .authTimeout: return .seconds
+        case .authTimeout, .idleTimeout: return .seconds
         case .maxAuthTries, .maxStartups, .maxStartupsPerSource, .memoryMib, .pidsLimit, .cpuShares: return .integer
         }
     }
@@ -58,6 +61,15 @@ enum ConfigKey: String, CaseIterable {
             return addresses.lazy.compactMap(Self.addressProblem).first
         case (.authTimeout, .number(let seconds)):
             return seconds > 0 && seconds <= 3600 ? nil : "must be more than 0 and at most 3600"
+        case (.idleTimeout, .number(let seconds)):
+            return seconds >= 0 && seconds <= 366 * 86400 ? nil : "must be 0 (never) to 31622400"
+        case (.forwarding, .string(let text)):
+            do {
+                _ = try ForwardingPolicy(parsing: text)
+                return nil
+            } catch {
+                return "\(error)"
+            }
         case (.maxAuthTries, .integer(let count)):
             return (1...1000).contains(count) ? nil : "must be 1 to 1000"
         case (.maxStartups, .integer(let count)), (.maxStartupsPerSource, .integer(let count)):

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Audit
 import Foundation
+import Workspaces
 import Registry
 import UserNames
 
@@ -84,5 +85,10 @@ struct GlobalOptions: ParsableArguments {
 
     static func environment(_ name: String) -> String? {
         ProcessInfo.processInfo.environment[name]
+    }
+
+    /// When each user last used their workspace, as the gateway records it.
+    func activityLog() -> WorkspaceActivityLog {
+        WorkspaceActivityLog(directory: (stateDir as NSString).appendingPathComponent("activity"))
     }
 }

@@ -2,6 +2,7 @@ import ArgumentParser
 import DockerEngine
 import Foundation
 import Registry
+import UserNames
 import Workspaces
 
 /// `devenv-gw ps`: every user's workspace and its state.
@@ -16,17 +17,21 @@ struct PSCommand: ParsableCommand {
         let manager = WorkspaceManager(docker: DockerClient(), settings: WorkspaceSettings(prefix: global.prefix))
         let workspaces = Dictionary(uniqueKeysWithValues: try manager.list().map { ($0.user, $0) })
         let registered = Set(try registry.users().map(\.name))
+        let activity = global.activityLog()
+        let formatter = ISO8601DateFormatter()
         let rows = registered.union(workspaces.keys).sorted().map { name -> Row in
             let workspace = workspaces[name]
+            let lastActivity = (try? UserName(name)).flatMap(activity.lastActivity).map(formatter.string(from:))
             return Row(user: name, registered: registered.contains(name), state: workspace?.state ?? "none",
-                       container: workspace?.container, image: workspace?.image, volume: workspace?.volume)
+                       container: workspace?.container, image: workspace?.image, volume: workspace?.volume,
+                       lastActivity: lastActivity)
         }
         if json {
             printJSON(rows)
         } else {
-            printTable(["USER", "STATE", "CONTAINER", "IMAGE", "VOLUME"], rows.map {
-                [$0.registered ? $0.user : "\($0.user) (unregistered)", $0.state, $0.container ?? "-",
-                 $0.image ?? "-", $0.volume ?? "-"]
+            printTable(["USER", "STATE", "LAST ACTIVITY", "CONTAINER", "IMAGE", "VOLUME"], rows.map {
+                [$0.registered ? $0.user : "\($0.user) (unregistered)", $0.state, $0.lastActivity ?? "never",
+                 $0.container ?? "-", $0.image ?? "-", $0.volume ?? "-"]
             })
         }
     }
@@ -38,5 +43,6 @@ struct PSCommand: ParsableCommand {
         let container: String?
         let image: String?
         let volume: String?
+        let lastActivity: String?
     }
 }

@@ -43,6 +43,14 @@ struct ServeCommand: ParsableCommand {
     @Flag(help: "Print the settings serve would run with, as a config file, and exit.")
     var printConfig = false
 
+    @Option(help: ArgumentHelp("Seconds without any session after which a workspace is stopped; 0 never stops "
+                + "(config idle-timeout; default 3600)."))
+    var idleTimeout: Double?
+
+    @Option(help: ArgumentHelp("Forwarding users may use: a list of local, remote, agent; or all, none "
+                + "(config forwarding; default all)."))
+    var forwarding: String?
+
     func run() throws {
         var logger = Logger(label: "devenv-gw")
         logger.logLevel = .info
@@ -57,7 +65,7 @@ struct ServeCommand: ParsableCommand {
         if let path = settings.configPath { logger.info("settings from \(path)") }
 
         let server = try GatewayServer(configuration: configuration, accounts: RegistryAccounts(registry: registry),
-                                       workspaces: manager, logger: logger)
+                                       workspaces: manager, activity: global.activityLog(), logger: logger)
         signal(SIGPIPE, SIG_IGN)
         let stop = DispatchSemaphore(value: 0)
         var sources: [DispatchSourceSignal] = []

@@ -27,6 +27,8 @@ struct ServeSettings {
         if !command.listen.isEmpty { try ConfigKey.listen.checkFlag(.strings(command.listen)) }
         if let hostkeys = command.hostkeys { try ConfigKey.hostkeys.checkFlag(.string(hostkeys)) }
         if let seconds = command.authTimeout { try ConfigKey.authTimeout.checkFlag(.number(seconds)) }
+        if let seconds = command.idleTimeout { try ConfigKey.idleTimeout.checkFlag(.number(seconds)) }
+        if let kinds = command.forwarding { try ConfigKey.forwarding.checkFlag(.string(kinds)) }
         for (key, value) in [(ConfigKey.maxAuthTries, command.maxAuthTries), (.maxStartups, command.maxStartups),
                              (.maxStartupsPerSource, command.maxStartupsPerSource)] {
             if let value { try key.checkFlag(.integer(value)) }
@@ -42,6 +44,9 @@ struct ServeSettings {
         gateway.maxUnauthenticated = command.maxStartups ?? file.integer(.maxStartups) ?? gateway.maxUnauthenticated
         gateway.maxUnauthenticatedPerSource = command.maxStartupsPerSource ?? file.integer(.maxStartupsPerSource)
             ?? gateway.maxUnauthenticatedPerSource
+        if let seconds = command.idleTimeout ?? file.number(.idleTimeout) { gateway.idleLimit = seconds > 0 ? seconds : nil }
+        // Checked above or when the file was read.
+        if let kinds = command.forwarding ?? file.string(.forwarding) { gateway.forwarding = try ForwardingPolicy(parsing: kinds) }
         self.gateway = gateway
     }
 }
@@ -59,6 +64,8 @@ extension ServeSettings {
             (.maxAuthTries, "\(gateway.maxAuthAttempts)"),
             (.maxStartups, "\(gateway.maxUnauthenticated)"),
             (.maxStartupsPerSource, "\(gateway.maxUnauthenticatedPerSource)"),
+            (.idleTimeout, "\(gateway.idleLimit ?? 0)"),
+            (.forwarding, quoted(gateway.forwarding.description)),
             (.image, quoted(workspace.image)),
             (.memoryMib, "\(workspace.memoryBytes / (1024 * 1024))"),
             (.pidsLimit, "\(workspace.pidsLimit)"),

@@ -28,6 +28,8 @@ final class ServeConfigTests: XCTestCase {
         max-auth-tries = 3
         max-startups = 100
         max-startups-per-source = 7
+        idle-timeout = 5.0
+        forwarding = "local,agent"
         image = "example/workspace:2"
         memory-mib = 256
         pids-limit = 200
@@ -53,13 +55,14 @@ final class ServeConfigTests: XCTestCase {
         let flags = ["--state-dir", "/flag/state", "--prefix", "flagged", "--audit", "journald",
                      "--listen", "0.0.0.0:2022", "--hostkeys", "/flag/keys", "--auth-timeout", "9",
                      "--max-auth-tries", "4", "--max-startups", "50", "--max-startups-per-source", "5",
+                     "--idle-timeout", "0", "--forwarding", "none",
                      "--image", "flag/image:1", "--memory-mib", "1024", "--pids-limit", "300", "--cpu-shares", "100"]
         let flagged = try serve(["--print-config", "--config", config] + flags)
         XCTAssertEqual(flagged.status, 0, flagged.stderr)
         XCTAssertEqual(settings(flagged.output), [
             "state-dir": "\"/flag/state\"", "prefix": "\"flagged\"", "audit": "\"journald\"", "listen": "[\"0.0.0.0:2022\"]",
             "hostkeys": "\"/flag/keys\"", "auth-timeout": "9.0", "max-auth-tries": "4", "max-startups": "50",
-            "max-startups-per-source": "5", "image": "\"flag/image:1\"", "memory-mib": "1024", "pids-limit": "300",
+            "max-startups-per-source": "5", "idle-timeout": "0.0", "forwarding": "\"none\"", "image": "\"flag/image:1\"", "memory-mib": "1024", "pids-limit": "300",
             "cpu-shares": "100",
         ])
 
@@ -78,7 +81,8 @@ final class ServeConfigTests: XCTestCase {
         XCTAssertEqual(settings(try serve(["--print-config", "--config", partial]).output), [
             "state-dir": "\"/srv/devenv\"", "prefix": "\"devenv\"", "audit": "\"auto\"", "listen": "[\"0.0.0.0:22\"]",
             "hostkeys": "\"/srv/devenv/hostkeys\"", "auth-timeout": "30.0", "max-auth-tries": "10", "max-startups": "256",
-            "max-startups-per-source": "64", "image": "\"devenv-workspace:latest\"", "memory-mib": "512",
+            "max-startups-per-source": "64", "idle-timeout": "3600.0", "forwarding": "\"local,remote,agent\"",
+            "image": "\"devenv-workspace:latest\"", "memory-mib": "512",
             "pids-limit": "1024", "cpu-shares": "1024",
         ])
         // A single listen address may be a plain string; an integer is a number of seconds too.
@@ -100,6 +104,10 @@ final class ServeConfigTests: XCTestCase {
             ("max-startups-per-source = true\n", "max-startups-per-source", "must be an integer, not a boolean"),
             ("auth-timeout = 0\n", "auth-timeout", "must be more than 0 and at most 3600"),
             ("auth-timeout = \"30s\"\n", "auth-timeout", "must be a number of seconds, not a string"),
+            ("idle-timeout = -1\n", "idle-timeout", "must be 0 (never) to 31622400"),
+            ("forwarding = \"local,x11\"\n", "forwarding",
+             "unknown forwarding kind 'x11': use local, remote, agent, all or none"),
+            ("forwarding = [\"local\"]\n", "forwarding", "must be a string, not an array of strings"),
             ("listen = [2222]\n", "listen", "must be an array of \"HOST:PORT\" strings, not an array of integers"),
             ("listen = []\n", "listen", "give at least one address"),
             ("listen = [\"0.0.0.0\"]\n", "listen", "0.0.0.0 is not HOST:PORT with a port from 1 to 65535"),

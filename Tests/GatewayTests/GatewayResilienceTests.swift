@@ -4,7 +4,7 @@ import XCTest
 
 /// The gateway keeps serving when the engine goes away, and many users at once.
 final class GatewayResilienceTests: GatewayTestCase {
-    var relay: Process?
+    var relay: BackgroundProcess?
     var relaySocket = ""
 
     override func tearDown() {
@@ -15,19 +15,15 @@ final class GatewayResilienceTests: GatewayTestCase {
     /// A socket that forwards to the real engine; stopping it makes the engine unreachable
     /// for the gateway exactly as a stopped dockerd does, without disturbing other tests.
     private func startRelay() throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/socat")
-        process.arguments = ["UNIX-LISTEN:\(relaySocket),fork,unlink-early", "UNIX-CONNECT:/var/run/docker.sock"]
-        try process.run()
-        relay = process
+        relay = try BackgroundProcess("/usr/bin/socat", ["UNIX-LISTEN:\(relaySocket),fork,unlink-early",
+                                                         "UNIX-CONNECT:/var/run/docker.sock"])
         let deadline = Date().addingTimeInterval(5)
         while !FileManager.default.fileExists(atPath: relaySocket) && Date() < deadline { usleep(20_000) }
     }
 
     private func stopRelay() {
         guard let relay else { return }
-        relay.terminate()
-        relay.waitUntilExit()
+        relay.stop()
         self.relay = nil
         unlink(relaySocket)
     }

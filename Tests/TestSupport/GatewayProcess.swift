@@ -110,9 +110,9 @@ public final class GatewayProcess {
         return Int(UInt16(bigEndian: address.sin_port))
     }
 
-    public static func answersSSH(port: Int) -> Bool {
+    /// Connects to 127.0.0.1:`port`; the caller closes the returned descriptor.
+    private static func connectLoopback(port: Int) -> Int32? {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = UInt16(port).bigEndian
@@ -120,7 +120,20 @@ public final class GatewayProcess {
         let connected = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
-        guard connected == 0 else { return false }
+        guard connected == 0 else { close(fd); return nil }
+        return fd
+    }
+
+    /// True when something accepts TCP connections on 127.0.0.1:`port`.
+    public static func isListening(port: Int) -> Bool {
+        guard let fd = connectLoopback(port: port) else { return false }
+        close(fd)
+        return true
+    }
+
+    public static func answersSSH(port: Int) -> Bool {
+        guard let fd = connectLoopback(port: port) else { return false }
+        defer { close(fd) }
         var buffer = [UInt8](repeating: 0, count: 4)
         return recv(fd, &buffer, 4, Int32(MSG_WAITALL)) == 4 && buffer == Array("SSH-".utf8)
     }
@@ -184,11 +197,47 @@ open class GatewayTestCase: XCTestCase {
     }
 
     open override func tearDown() {
+        backgroundProcesses.forEach { $0.stop() }
+        backgroundProcesses.removeAll()
         if let gateway {
             if testRun?.hasSucceeded == false { print("gateway log:\n\(gateway.log)") }
             gateway.tearDown()
         }
         if let keys { try? FileManager.default.removeItem(at: keys) }
+    }
+
+    private var backgroundProcesses: [BackgroundProcess] = []
+
+    /// Starts a long-running program that is stopped at tear-down.
+    @discardableResult
+    public func startBackground(_ executable: String, _ arguments: [String],
+                                environment: [String: String]? = nil) throws -> BackgroundProcess {
+        let process = try BackgroundProcess(executable, arguments, environment: environment)
+        backgroundProcesses.append(process)
+        return process
+    }
+
+    /// Starts a long-running ssh (forwarding with -N, a ControlMaster …) that is ended at tear-down.
+    @discardableResult
+    public func startSSH(_ identity: SSHClientIdentity, _ user: String, _ arguments: [String]) throws -> BackgroundProcess {
+        try startBackground("/usr/bin/ssh", identity.sshOptions(port: gateway.port) + arguments + ["\(user)@127.0.0.1"])
+    }
+
+    /// Waits until 127.0.0.1:`port` accepts connections.
+    public func waitForListener(_ port: Int, file: StaticString = #filePath, line: UInt = #line) {
+        let deadline = Date().addingTimeInterval(15)
+        while Date() < deadline {
+            if GatewayProcess.isListening(port: port) { return }
+            usleep(50_000)
+        }
+        XCTFail("nothing listens on port \(port)", file: file, line: line)
+    }
+
+    /// Starts a detached server process inside the user's workspace.
+    public func startInWorkspace(_ identity: SSHClientIdentity, _ user: String, _ command: String) throws {
+        let result = try identity.ssh(user, port: gateway.port,
+                                      "setsid nohup sh -c \(shellQuoted(command)) </dev/null >/dev/null 2>&1 &")
+        XCTAssertEqual(result.status, 0, result.stderr)
     }
 
     /// Makes a key pair for `name` and registers it with `adduser`.
