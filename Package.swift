@@ -11,6 +11,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
     ],
     targets: [
         // System libraries, found through pkg-config.
@@ -47,6 +48,7 @@ let package = Package(
             dependencies: [
                 "Gateway", "Registry", "Workspaces", "DockerEngine", "CurlHTTP", "SSHKeys", "Audit", "UserNames", "Backup",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "TOMLKit", package: "TOMLKit"),
             ],
             swiftSettings: swift5
         ),
@@ -59,6 +61,8 @@ let package = Package(
         .testTarget(name: "BackupTests", dependencies: ["Backup", "Tar", "Registry", "TestSupport"], swiftSettings: swift5),
         .testTarget(name: "LifecycleTests", dependencies: ["TestSupport"], swiftSettings: swift5),
         .testTarget(name: "GatewayTests", dependencies: ["Gateway", "SSHKeys", "TestSupport"], swiftSettings: swift5),
+        .testTarget(name: "AuditTests", dependencies: ["Audit", "TestSupport"], swiftSettings: swift5),
+        .testTarget(name: "GatewayImageTests", dependencies: ["TestSupport"], swiftSettings: swift5),
         .target(name: "TestSupport", dependencies: ["DockerEngine"], path: "Tests/TestSupport", swiftSettings: swift5),
     ]
 )

@@ -4,8 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-swift build -c release
-bin=$(swift build -c release --show-bin-path)/devenv-gw
+swift build -c release --product devenv-gw
+bin=$(swift build -c release --product devenv-gw --show-bin-path)/devenv-gw
 
 state=${DEVENV_GW_STATE_DIR:-$PWD/state}
 export DEVENV_GW_STATE_DIR=$state

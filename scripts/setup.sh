@@ -10,7 +10,7 @@ log() { printf 'setup: %s\n' "$*" >&2; }
 packages=(
   docker.io libssh-dev libcurl4-openssl-dev libsqlite3-dev pkg-config
   debootstrap openssh-client rsync git tmux python3 curl ca-certificates
-  systemd putty-tools dropbear-bin socat bc python3-paramiko python3-asyncssh
+  systemd putty-tools dropbear-bin socat bc python3-paramiko python3-asyncssh python3-yaml
 )
 
 install_packages() {

@@ -5,5 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 swift build --build-tests
+# The gateway image once per run (a release build of its own and Docker's layer cache);
+# GatewayImageTests use it rather than building it again.
+bash scripts/build-gateway-image.sh devenv-gw:latest
+export DEVENV_GW_TEST_GATEWAY_IMAGE=devenv-gw:latest
 # Tests share one Docker engine and many processes: run them one at a time.
 swift test --skip-build "$@"

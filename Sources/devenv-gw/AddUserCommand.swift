@@ -1,4 +1,5 @@
 import ArgumentParser
+import Audit
 import DockerEngine
 import Foundation
 import Registry
@@ -25,8 +26,12 @@ struct AddUserCommand: ParsableCommand {
         try Registry.checkAllowed(user)
         let keys = try keySource.load()
         let registry = try global.openRegistry()
+        let audit = try global.openAuditLog()
         let added = try registry.addUser(user, keys: keys)
         let stored = try registry.keys(of: user).map(\.key)
+        let admin = AuditAdmin.current
+        audit.record(.userAdded(user.value, uid: added.uid, keyCount: stored.count, by: admin))
+        for key in stored { audit.record(.keyAdded(AuditKey(key), to: user.value, by: admin)) }
         let noun = stored.count == 1 ? "key" : "keys"
         if stored.count == 1 {
             print("added \(user) (uid \(added.uid)) with 1 key: \(describe(stored[0]))")

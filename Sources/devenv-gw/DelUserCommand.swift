@@ -1,4 +1,5 @@
 import ArgumentParser
+import Audit
 import DockerEngine
 import Foundation
 import Registry
@@ -38,9 +39,12 @@ struct DelUserCommand: ParsableCommand {
     func run() throws {
         let user = try UserName(name)
         let registry = try global.openRegistry()
+        let audit = try global.openAuditLog()
+        let keyCount = try registry.user(named: user)?.keyCount
         let volume = WorkspaceSettings(prefix: global.prefix).volumeName(for: user)
         guard purge else {
             try registry.removeUser(user)
+            audit.record(.userRemoved(user.value, keyCount: keyCount, by: AuditAdmin.current))
             print("removed \(user); the home volume \(volume) is kept")
             return
         }
@@ -51,7 +55,10 @@ struct DelUserCommand: ParsableCommand {
             throw RegistryError.noSuchUser(user.value)
         }
         if !yes { try confirm(user, volume: volume) }
-        if registered { try registry.removeUser(user) }
+        if registered {
+            try registry.removeUser(user)
+            audit.record(.userRemoved(user.value, keyCount: keyCount, by: AuditAdmin.current))
+        }
         let removedVolume = try manager.removeHomeVolume(of: user)  // the container goes first
         print((registered ? "removed \(user), " : "\(user) was not registered; removed ")
               + (removedVolume ? "the workspace and the home volume \(volume)" : "the workspace (there was no home volume)"))

@@ -79,7 +79,8 @@ struct DevenvGW: ParsableCommand {
         var text = fullMessage(for: error)
         if text.hasPrefix("Error: ") { text.removeFirst("Error: ".count) }
         printError(text.trimmingCharacters(in: .whitespacesAndNewlines), keepingNewlines: true)
-        Foundation.exit(2)
+        // A failure while validating that is no usage error (a bad config file) exits 1.
+        Foundation.exit(exitCode(for: error) == .failure ? 1 : 2)
     }
 }
 

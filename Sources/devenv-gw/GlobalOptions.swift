@@ -1,28 +1,63 @@
 import ArgumentParser
+import Audit
 import Foundation
 import Workspaces
 import Registry
 import UserNames
 
-/// Options every command takes: where the state lives and which instance this is.
+/// Options every command takes: where the state lives, which instance this is, the config
+/// file and where audit events go. Each setting is the flag, else its environment
+/// variable, else the config file's key, else the default.
 struct GlobalOptions: ParsableArguments {
-    @Option(help: ArgumentHelp(
-        "Directory holding the registry and the gateway's state (env DEVENV_GW_STATE_DIR).",
+    @Option(name: .customLong("state-dir"), help: ArgumentHelp(
+        "Directory holding the registry and the gateway's state "
+            + "(env DEVENV_GW_STATE_DIR, config state-dir; default /var/lib/devenv-gw).",
         valueName: "dir"))
-    var stateDir: String = ProcessInfo.processInfo.environment["DEVENV_GW_STATE_DIR"] ?? "/var/lib/devenv-gw"
+    var stateDirFlag: String?
 
-    @Option(help: ArgumentHelp(
+    @Option(name: .customLong("prefix"), help: ArgumentHelp(
         "Prefix of the container, volume and network names on the Docker engine that DOCKER_HOST names "
-            + "(env DEVENV_GW_PREFIX): a lowercase letter, then up to 15 lowercase letters, digits or '-'.",
+            + "(env DEVENV_GW_PREFIX, config prefix; default devenv): a lowercase letter, then up to 15 "
+            + "lowercase letters, digits or '-'.",
         valueName: "prefix"))
-    var prefix: String = ProcessInfo.processInfo.environment["DEVENV_GW_PREFIX"] ?? "devenv"
+    var prefixFlag: String?
+
+    @Option(name: .customLong("config"), help: ArgumentHelp(
+        "Config file (env DEVENV_GW_CONFIG; default \(ConfigFile.defaultPath), when it exists).",
+        valueName: "file"))
+    var configFlag: String?
+
+    @Option(name: .customLong("audit"), help: ArgumentHelp(
+        "Where audit events go: journald, stderr (JSON lines) or auto, journald when its socket exists "
+            + "(env DEVENV_GW_AUDIT, config audit; default auto).",
+        valueName: "stderr|journald|auto"))
+    var auditFlag: String?
+
+    var stateDir: String {
+        stateDirFlag ?? Self.environment("DEVENV_GW_STATE_DIR") ?? CurrentConfig.file.string(.stateDir)
+            ?? "/var/lib/devenv-gw"
+    }
+
+    var prefix: String {
+        prefixFlag ?? Self.environment("DEVENV_GW_PREFIX") ?? CurrentConfig.file.string(.prefix) ?? "devenv"
+    }
+
+    var audit: AuditLog.Destination {
+        (auditFlag ?? Self.environment("DEVENV_GW_AUDIT")).flatMap(AuditLog.Destination.init(rawValue:))
+            ?? CurrentConfig.file.string(.audit).flatMap(AuditLog.Destination.init(rawValue:)) ?? .auto
+    }
 
     func validate() throws {
+        // The file first: its values were checked as it was read.
+        try CurrentConfig.load(explicitPath: configFlag ?? Self.environment("DEVENV_GW_CONFIG"))
         guard Self.isValidPrefix(prefix) else {
             throw ValidationError("invalid prefix \(UserName.quoted(prefix)): "
                                   + "use a lowercase letter, then up to 15 lowercase letters, digits or '-'")
         }
         guard !stateDir.isEmpty else { throw ValidationError("the state directory is empty") }
+        if let given = auditFlag ?? Self.environment("DEVENV_GW_AUDIT"), AuditLog.Destination(rawValue: given) == nil {
+            throw ValidationError("invalid audit destination \(UserName.quoted(given)): use stderr, journald or auto")
+        }
     }
 
     /// `^[a-z][a-z0-9-]{0,15}$`, checked on bytes so no Unicode lookalike passes.
@@ -39,6 +74,20 @@ struct GlobalOptions: ParsableArguments {
 
     func openRegistry() throws -> Registry {
         try Registry(stateDirectory: stateDir)
+    }
+
+    /// The audit log `--audit` chooses. Admin commands open it before changing anything, so
+    /// no change goes unrecorded.
+    func openAuditLog() throws -> AuditLog {
+        do {
+            return try AuditLog(audit)
+        } catch {
+            throw CLIError("cannot write the audit trail: \(error)")
+        }
+    }
+
+    static func environment(_ name: String) -> String? {
+        ProcessInfo.processInfo.environment[name]
     }
 
     /// When each user last used their workspace, as the gateway records it.

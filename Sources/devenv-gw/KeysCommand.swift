@@ -1,4 +1,5 @@
 import ArgumentParser
+import Audit
 import Foundation
 import Registry
 import UserNames
@@ -61,7 +62,10 @@ struct KeysCommand: ParsableCommand {
         func run() throws {
             let user = try UserName(name)
             let keys = try keySource.load()
+            let audit = try global.openAuditLog()
             let added = try global.openRegistry().addKeys(keys, to: user)
+            let admin = AuditAdmin.current
+            for key in added { audit.record(.keyAdded(AuditKey(key), to: user.value, by: admin)) }
             print("added \(added.count) \(added.count == 1 ? "key" : "keys") to \(user):")
             for key in added { print("  \(describe(key))") }
         }
@@ -82,7 +86,9 @@ struct KeysCommand: ParsableCommand {
             let user = try UserName(name)
             let registry = try global.openRegistry()
             let canonical = fingerprint.hasPrefix("SHA256:") ? fingerprint : "SHA256:" + fingerprint
+            let audit = try global.openAuditLog()
             let removed = try registry.removeKey(fingerprint: canonical, from: user)
+            audit.record(.keyRemoved(AuditKey(removed.key), from: user.value, by: AuditAdmin.current))
             print("removed \(describe(removed.key)) from \(user)")
             if try registry.keys(of: user).isEmpty {
                 printWarning("\(user) has no key left and cannot log in until one is added "

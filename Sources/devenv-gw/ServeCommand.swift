@@ -1,4 +1,5 @@
 import ArgumentParser
+import Audit
 import DockerEngine
 import Foundation
 import Gateway
@@ -18,50 +19,50 @@ struct ServeCommand: ParsableCommand {
     @OptionGroup var global: GlobalOptions
     @OptionGroup var workspace: WorkspaceOptions
 
-    @Option(name: .customLong("listen"), help: "Address to listen on, HOST:PORT (repeatable).")
+    @Option(name: .customLong("listen"),
+            help: "Address to listen on, HOST:PORT (repeatable; config listen; default 0.0.0.0:22).")
     var listen: [String] = []
 
-    @Option(help: "Directory of the gateway's host keys (default: STATE_DIR/hostkeys).")
+    @Option(help: "Directory of the gateway's host keys (config hostkeys; default STATE_DIR/hostkeys).")
     var hostkeys: String?
 
-    @Option(help: "Seconds a connection has to authenticate.")
-    var authTimeout: Double = 30
+    @Option(help: "Seconds a connection has to authenticate (config auth-timeout; default 30).")
+    var authTimeout: Double?
 
-    @Option(help: "Authentication attempts allowed per connection.")
-    var maxAuthTries: Int = 10
+    @Option(help: "Authentication attempts allowed per connection (config max-auth-tries; default 10).")
+    var maxAuthTries: Int?
 
-    @Option(help: "Unauthenticated connections allowed in total; the oldest is dropped beyond.")
-    var maxStartups: Int = 256
+    @Option(help: ArgumentHelp("Unauthenticated connections allowed in total; the oldest is dropped beyond "
+                + "(config max-startups; default 256)."))
+    var maxStartups: Int?
 
-    @Option(help: "Unauthenticated connections allowed per source address; the oldest is dropped beyond.")
-    var maxStartupsPerSource: Int = 64
+    @Option(help: ArgumentHelp("Unauthenticated connections allowed per source address; the oldest is dropped beyond "
+                + "(config max-startups-per-source; default 64)."))
+    var maxStartupsPerSource: Int?
 
-    @Option(help: "Seconds without any session after which a workspace is stopped; 0 never stops.")
-    var idleTimeout: Double = 3600
+    @Flag(help: "Print the settings serve would run with, as a config file, and exit.")
+    var printConfig = false
 
-    @Option(help: "Forwarding users may use: a list of local, remote, agent; or all, none.")
-    var forwarding: String = "all"
+    @Option(help: ArgumentHelp("Seconds without any session after which a workspace is stopped; 0 never stops "
+                + "(config idle-timeout; default 3600)."))
+    var idleTimeout: Double?
+
+    @Option(help: ArgumentHelp("Forwarding users may use: a list of local, remote, agent; or all, none "
+                + "(config forwarding; default all)."))
+    var forwarding: String?
 
     func run() throws {
         var logger = Logger(label: "devenv-gw")
         logger.logLevel = .info
+        let settings = try ServeSettings(self)
+        if printConfig { return print(settings.configText, terminator: "") }
+        let audit = try global.openAuditLog()
         let registry = try global.openRegistry()
         let docker = DockerClient()
-        let manager = WorkspaceManager(docker: docker, settings: try workspace.settings(prefix: global.prefix))
-        var configuration = GatewayConfiguration(
-            hostKeyDirectory: hostkeys ?? (global.stateDir as NSString).appendingPathComponent("hostkeys"),
-            upstreamKeyPath: (global.stateDir as NSString).appendingPathComponent("upstream_ed25519_key"))
-        if !listen.isEmpty { configuration.listenAddresses = listen }
-        configuration.authDeadline = authTimeout
-        configuration.maxAuthAttempts = maxAuthTries
-        configuration.maxUnauthenticated = maxStartups
-        configuration.maxUnauthenticatedPerSource = maxStartupsPerSource
-        configuration.idleLimit = idleTimeout > 0 ? idleTimeout : nil
-        do {
-            configuration.forwarding = try ForwardingPolicy(parsing: forwarding)
-        } catch {
-            throw ValidationError("--forwarding: \(error)")
-        }
+        let manager = WorkspaceManager(docker: docker, settings: settings.workspace)
+        let configuration = settings.gateway
+        logger.info("audit events go to \(audit.destinationDescription)")
+        if let path = settings.configPath { logger.info("settings from \(path)") }
 
         let server = try GatewayServer(configuration: configuration, accounts: RegistryAccounts(registry: registry),
                                        workspaces: manager, activity: global.activityLog(), logger: logger)
@@ -83,26 +84,34 @@ struct ServeCommand: ParsableCommand {
     }
 }
 
-/// Workspace settings shared by `serve` and the commands that create containers.
+/// Workspace settings shared by `serve` and the commands that create containers: each the
+/// flag, else (for the image) DEVENV_GW_IMAGE, else the config file, else the default.
 struct WorkspaceOptions: ParsableArguments {
-    @Option(help: "Workspace image for new containers.")
-    var image: String = ProcessInfo.processInfo.environment["DEVENV_GW_IMAGE"] ?? "devenv-workspace:latest"
+    @Option(help: ArgumentHelp("Workspace image for new containers (env DEVENV_GW_IMAGE, config image; "
+                + "default devenv-workspace:latest)."))
+    var image: String?
 
-    @Option(help: "Memory limit of each workspace in MiB (swap is not allowed on top).")
-    var memoryMib: Int64 = 512
+    @Option(help: "Memory limit of each workspace in MiB, no swap on top (config memory-mib; default 512).")
+    var memoryMib: Int?
 
-    @Option(help: "Maximum number of processes in each workspace.")
-    var pidsLimit: Int64 = 1024
+    @Option(help: "Maximum number of processes in each workspace (config pids-limit; default 1024).")
+    var pidsLimit: Int?
 
-    @Option(help: "Relative CPU weight of each workspace.")
-    var cpuShares: Int = 1024
+    @Option(help: "Relative CPU weight of each workspace (config cpu-shares; default 1024).")
+    var cpuShares: Int?
 
-    func settings(prefix: String) throws -> WorkspaceSettings {
-        guard memoryMib >= 64, pidsLimit >= 32, cpuShares >= 2 else {
-            throw ValidationError("limits too small: --memory-mib >= 64, --pids-limit >= 32, --cpu-shares >= 2")
+    func settings(prefix: String, file: ConfigFile = CurrentConfig.file) throws -> WorkspaceSettings {
+        if let image { try ConfigKey.image.checkFlag(.string(image)) }
+        for (key, value) in [(ConfigKey.memoryMib, memoryMib), (.pidsLimit, pidsLimit), (.cpuShares, cpuShares)] {
+            if let value { try key.checkFlag(.integer(value)) }
         }
-        return WorkspaceSettings(prefix: prefix, image: image, memoryBytes: memoryMib * 1024 * 1024,
-                                 pidsLimit: pidsLimit, cpuShares: cpuShares)
+        let defaults = WorkspaceSettings(prefix: prefix)
+        return WorkspaceSettings(
+            prefix: prefix,
+            image: image ?? GlobalOptions.environment("DEVENV_GW_IMAGE") ?? file.string(.image) ?? defaults.image,
+            memoryBytes: (memoryMib ?? file.integer(.memoryMib)).map { Int64($0) * 1024 * 1024 } ?? defaults.memoryBytes,
+            pidsLimit: (pidsLimit ?? file.integer(.pidsLimit)).map(Int64.init) ?? defaults.pidsLimit,
+            cpuShares: cpuShares ?? file.integer(.cpuShares) ?? defaults.cpuShares)
     }
 }
 

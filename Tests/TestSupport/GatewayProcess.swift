@@ -131,7 +131,7 @@ public final class GatewayProcess {
         return true
     }
 
-    static func answersSSH(port: Int) -> Bool {
+    public static func answersSSH(port: Int) -> Bool {
         guard let fd = connectLoopback(port: port) else { return false }
         defer { close(fd) }
         var buffer = [UInt8](repeating: 0, count: 4)

@@ -1,0 +1,248 @@
+import ArgumentParser
+import Audit
+import Foundation
+import Gateway
+import TOMLKit
+
+/// The keys of the config file: the long flags of `serve`, spelled the same.
+enum ConfigKey: String, CaseIterable {
+    case stateDir = "state-dir"
+    case prefix
+    case audit
+    case listen
+    case hostkeys
+    case authTimeout = "auth-timeout"
+    case maxAuthTries = "max-auth-tries"
+    case maxStartups = "max-startups"
+    case maxStartupsPerSource = "max-startups-per-source"
+    case idleTimeout = "idle-timeout"
+    case forwarding
+    case image
+    case memoryMib = "memory-mib"
+    case pidsLimit = "pids-limit"
+    case cpuShares = "cpu-shares"
+
+    /// What a key's value must be.
+    enum Kind {
+        case string, integer, seconds, addresses
+
+        var name: String {
+            switch self {
+            case .string: return "a string"
+            case .integer: return "an integer"
+            case .seconds: return "a number of seconds"
+            case .addresses: return "an array of \"HOST:PORT\" strings"
+            }
+        }
+    }
+
+    var kind: Kind {
+        switch self {
+        case .stateDir, .prefix, .audit, .hostkeys, .image, .forwarding: return .string
+        case .listen: return .addresses
+        case .authTimeout, .idleTimeout: return .seconds
+        case .maxAuthTries, .maxStartups, .maxStartupsPerSource, .memoryMib, .pidsLimit, .cpuShares: return .integer
+        }
+    }
+
+    /// Why a value of the right type is still refused, or nil. Flags and the file share
+    /// these rules.
+    func problem(with value: ConfigValue) -> String? {
+        switch (self, value) {
+        case (.prefix, .string(let prefix)):
+            return GlobalOptions.isValidPrefix(prefix) ? nil
+                : "use a lowercase letter, then up to 15 lowercase letters, digits or '-'"
+        case (.audit, .string(let text)):
+            return AuditLog.Destination(rawValue: text) != nil ? nil : "use stderr, journald or auto"
+        case (.stateDir, .string(let text)), (.hostkeys, .string(let text)), (.image, .string(let text)):
+            return text.isEmpty ? "must not be empty" : nil
+        case (.listen, .strings(let addresses)):
+            if addresses.isEmpty { return "give at least one address" }
+            return addresses.lazy.compactMap(Self.addressProblem).first
+        case (.authTimeout, .number(let seconds)):
+            return seconds > 0 && seconds <= 3600 ? nil : "must be more than 0 and at most 3600"
+        case (.idleTimeout, .number(let seconds)):
+            return seconds >= 0 && seconds <= 366 * 86400 ? nil : "must be 0 (never) to 31622400"
+        case (.forwarding, .string(let text)):
+            do {
+                _ = try ForwardingPolicy(parsing: text)
+                return nil
+            } catch {
+                return "\(error)"
+            }
+        case (.maxAuthTries, .integer(let count)):
+            return (1...1000).contains(count) ? nil : "must be 1 to 1000"
+        case (.maxStartups, .integer(let count)), (.maxStartupsPerSource, .integer(let count)):
+            return count >= 1 && count <= 1_000_000 ? nil : "must be 1 to 1000000"
+        case (.memoryMib, .integer(let mib)):
+            return mib >= 64 && mib <= 16 * 1024 * 1024 ? nil : "must be at least 64"
+        case (.pidsLimit, .integer(let count)):
+            return count >= 32 ? nil : "must be at least 32"
+        case (.cpuShares, .integer(let shares)):
+            return shares >= 2 && shares <= 262_144 ? nil : "must be 2 to 262144"
+        default:
+            return "must be \(kind.name)"
+        }
+    }
+
+    /// `HOST:PORT`, `:PORT` or `[IPv6]:PORT` with a port from 1 to 65535.
+    private static func addressProblem(_ address: String) -> String? {
+        guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]),
+              (1...65535).contains(port)
+        else { return "\(displayText(address)) is not HOST:PORT with a port from 1 to 65535" }
+        return nil
+    }
+
+    /// Checks a flag's value with the file's rules; a refusal is a usage error.
+    func checkFlag(_ value: ConfigValue) throws {
+        if let problem = problem(with: value) {
+            throw ValidationError("--\(rawValue): \(problem)")
+        }
+    }
+}
+
+/// A value from the file (or a flag, to check it), once its type is right.
+enum ConfigValue: Equatable {
+    case string(String)
+    case integer(Int)
+    case number(Double)
+    case strings([String])
+}
+
+/// A bad config file: which file, which key, and why.
+struct ConfigError: Error, CustomStringConvertible {
+    let path: String
+    let key: String?
+    let reason: String
+
+    var description: String {
+        "\(displayText(path)): " + (key.map { "\(displayText($0)): " } ?? "") + displayText(reason)
+    }
+}
+
+/// The config file, `/etc/devenv-gw/config.toml` unless `--config` or DEVENV_GW_CONFIG
+/// names another. Every key is checked when the file is read, so a bad value fails the
+/// command at once with the file, the key and the reason, whichever command it is.
+struct ConfigFile {
+    static let defaultPath = "/etc/devenv-gw/config.toml"
+
+    /// The file read, or nil when there was none.
+    let path: String?
+    private let values: [ConfigKey: ConfigValue]
+
+    static let empty = ConfigFile(path: nil, values: [:])
+
+    private init(path: String?, values: [ConfigKey: ConfigValue]) {
+        self.path = path
+        self.values = values
+    }
+
+    /// Reads `explicitPath`, or the default file if it exists. A missing default file is
+    /// an empty configuration; a missing explicit file is an error.
+    static func load(explicitPath: String?) throws -> ConfigFile {
+        let path = explicitPath ?? defaultPath
+        guard let data = FileManager.default.contents(atPath: path) else {
+            if explicitPath == nil && !FileManager.default.fileExists(atPath: path) { return .empty }
+            let reason = FileManager.default.fileExists(atPath: path) ? "cannot be read" : "no such file"
+            throw ConfigError(path: path, key: nil, reason: reason)
+        }
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw ConfigError(path: path, key: nil, reason: "not UTF-8 text")
+        }
+        let table: TOMLTable
+        do {
+            table = try TOMLTable(string: text)
+        } catch let error as TOMLParseError {
+            throw ConfigError(path: path, key: nil,
+                              reason: "line \(error.source.begin.line), column \(error.source.begin.column): \(error.description)")
+        }
+        var values: [ConfigKey: ConfigValue] = [:]
+        for (name, node) in table {
+            guard let key = ConfigKey(rawValue: name) else {
+                let suggestion = ConfigKey(rawValue: name.replacingOccurrences(of: "_", with: "-").lowercased())
+                throw ConfigError(path: path, key: name, reason: "unknown key"
+                                  + (suggestion.map { " (did you mean \($0.rawValue)?)" } ?? ""))
+            }
+            guard let value = typed(node, as: key.kind) else {
+                throw ConfigError(path: path, key: name, reason: "must be \(key.kind.name), not \(describe(node))")
+            }
+            if let problem = key.problem(with: value) {
+                throw ConfigError(path: path, key: name, reason: problem)
+            }
+            values[key] = value
+        }
+        return ConfigFile(path: path, values: values)
+    }
+
+    func string(_ key: ConfigKey) -> String? {
+        if case .string(let value)? = values[key] { return value }
+        return nil
+    }
+
+    func integer(_ key: ConfigKey) -> Int? {
+        if case .integer(let value)? = values[key] { return value }
+        return nil
+    }
+
+    func number(_ key: ConfigKey) -> Double? {
+        if case .number(let value)? = values[key] { return value }
+        return nil
+    }
+
+    func strings(_ key: ConfigKey) -> [String]? {
+        if case .strings(let value)? = values[key] { return value }
+        return nil
+    }
+
+    private static func typed(_ node: TOMLValueConvertible, as kind: ConfigKey.Kind) -> ConfigValue? {
+        switch kind {
+        case .string:
+            return node.string.map(ConfigValue.string)
+        case .integer:
+            return node.int.map(ConfigValue.integer)
+        case .seconds:
+            return (node.double ?? node.int.map(Double.init)).map(ConfigValue.number)
+        case .addresses:
+            // One address may be given as a plain string.
+            if let single = node.string { return .strings([single]) }
+            guard let array = node.array else { return nil }
+            var addresses: [String] = []
+            for element in array {
+                guard let text = element.string else { return nil }
+                addresses.append(text)
+            }
+            return .strings(addresses)
+        }
+    }
+
+    private static func describe(_ node: TOMLValueConvertible) -> String {
+        switch node.type {
+        case .string: return "a string"
+        case .int: return "an integer"
+        case .double: return "a floating-point number"
+        case .bool: return "a boolean"
+        case .array: return "an array" + (node.array.map { $0.isEmpty ? "" : " of \(describeElements($0))" } ?? "")
+        case .table: return "a table"
+        default: return "a \(node.type)"
+        }
+    }
+
+    private static func describeElements(_ array: TOMLArray) -> String {
+        let types = Set(array.map(\.type))
+        return types.count == 1 ? "\(types.first!)s" : "mixed values"
+    }
+}
+
+/// Holds the config file for this run of the command line: read once, when the options
+/// are validated, then consulted by every setting that was not given as a flag.
+enum CurrentConfig {
+    nonisolated(unsafe) private(set) static var file = ConfigFile.empty
+    nonisolated(unsafe) private static var loadedPath: String??
+
+    /// Reads the file unless this path was read already.
+    static func load(explicitPath: String?) throws {
+        if let loadedPath, loadedPath == explicitPath { return }
+        file = try ConfigFile.load(explicitPath: explicitPath)
+        loadedPath = .some(explicitPath)
+    }
+}

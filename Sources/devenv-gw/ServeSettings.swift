@@ -1,0 +1,85 @@
+import ArgumentParser
+import Audit
+import Foundation
+import Gateway
+import Workspaces
+
+/// Every `serve` setting, resolved once: the flag, else its environment variable (where
+/// it has one), else the config file's key of the same name, else the default. Flags are
+/// checked with the file's rules; a bad flag is a usage error, a bad file value was
+/// refused when the file was read.
+struct ServeSettings {
+    var stateDir: String
+    var prefix: String
+    var audit: AuditLog.Destination
+    var gateway: GatewayConfiguration
+    var workspace: WorkspaceSettings
+    /// The config file the settings came from, if any.
+    var configPath: String?
+
+    init(_ command: ServeCommand, file: ConfigFile = CurrentConfig.file) throws {
+        stateDir = command.global.stateDir
+        prefix = command.global.prefix
+        audit = command.global.audit
+        configPath = file.path
+        workspace = try command.workspace.settings(prefix: prefix, file: file)
+
+        if !command.listen.isEmpty { try ConfigKey.listen.checkFlag(.strings(command.listen)) }
+        if let hostkeys = command.hostkeys { try ConfigKey.hostkeys.checkFlag(.string(hostkeys)) }
+        if let seconds = command.authTimeout { try ConfigKey.authTimeout.checkFlag(.number(seconds)) }
+        if let seconds = command.idleTimeout { try ConfigKey.idleTimeout.checkFlag(.number(seconds)) }
+        if let kinds = command.forwarding { try ConfigKey.forwarding.checkFlag(.string(kinds)) }
+        for (key, value) in [(ConfigKey.maxAuthTries, command.maxAuthTries), (.maxStartups, command.maxStartups),
+                             (.maxStartupsPerSource, command.maxStartupsPerSource)] {
+            if let value { try key.checkFlag(.integer(value)) }
+        }
+
+        let state = stateDir as NSString
+        var gateway = GatewayConfiguration(
+            hostKeyDirectory: command.hostkeys ?? file.string(.hostkeys) ?? state.appendingPathComponent("hostkeys"),
+            upstreamKeyPath: state.appendingPathComponent("upstream_ed25519_key"))
+        gateway.listenAddresses = command.listen.isEmpty ? file.strings(.listen) ?? gateway.listenAddresses : command.listen
+        gateway.authDeadline = command.authTimeout ?? file.number(.authTimeout) ?? gateway.authDeadline
+        gateway.maxAuthAttempts = command.maxAuthTries ?? file.integer(.maxAuthTries) ?? gateway.maxAuthAttempts
+        gateway.maxUnauthenticated = command.maxStartups ?? file.integer(.maxStartups) ?? gateway.maxUnauthenticated
+        gateway.maxUnauthenticatedPerSource = command.maxStartupsPerSource ?? file.integer(.maxStartupsPerSource)
+            ?? gateway.maxUnauthenticatedPerSource
+        if let seconds = command.idleTimeout ?? file.number(.idleTimeout) { gateway.idleLimit = seconds > 0 ? seconds : nil }
+        // Checked above or when the file was read.
+        if let kinds = command.forwarding ?? file.string(.forwarding) { gateway.forwarding = try ForwardingPolicy(parsing: kinds) }
+        self.gateway = gateway
+    }
+}
+
+extension ServeSettings {
+    /// The settings as a config file that gives exactly them (`serve --print-config`).
+    var configText: String {
+        let values: [(ConfigKey, String)] = [
+            (.stateDir, quoted(stateDir)),
+            (.prefix, quoted(prefix)),
+            (.audit, quoted(audit.rawValue)),
+            (.listen, "[" + gateway.listenAddresses.map(quoted).joined(separator: ", ") + "]"),
+            (.hostkeys, quoted(gateway.hostKeyDirectory)),
+            (.authTimeout, "\(gateway.authDeadline)"),
+            (.maxAuthTries, "\(gateway.maxAuthAttempts)"),
+            (.maxStartups, "\(gateway.maxUnauthenticated)"),
+            (.maxStartupsPerSource, "\(gateway.maxUnauthenticatedPerSource)"),
+            (.idleTimeout, "\(gateway.idleLimit ?? 0)"),
+            (.forwarding, quoted(gateway.forwarding.description)),
+            (.image, quoted(workspace.image)),
+            (.memoryMib, "\(workspace.memoryBytes / (1024 * 1024))"),
+            (.pidsLimit, "\(workspace.pidsLimit)"),
+            (.cpuShares, "\(workspace.cpuShares)"),
+        ]
+        let header = "# devenv-gw serve settings" + (configPath.map { " (config file \(displayText($0)))" } ?? "")
+        return ([header] + values.map { "\($0.0.rawValue) = \($0.1)" }).joined(separator: "\n") + "\n"
+    }
+
+    /// A TOML basic string: JSON's string escapes are TOML's too.
+    private func quoted(_ text: String) -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .withoutEscapingSlashes
+        // A string always encodes.
+        return (try? encoder.encode(text)).map { String(decoding: $0, as: UTF8.self) } ?? "\"\""
+    }
+}
