@@ -1,3 +1,4 @@
+import Audit
 import CLibSSH
 import CShims
 import Foundation
@@ -31,6 +32,10 @@ final class ChannelBridge {
     private let failureMessage: String?
     private var failureDue = false
     private(set) var released = false
+    /// What the audit trail says about this channel; nil until it runs something.
+    private(set) var auditChannel: AuditChannel?
+    private var term: String?
+    let opened = Date()
     /// Completes an upstream open that was started without blocking (direct-tcpip): returns
     /// SSH_AGAIN while the workspace has not answered yet.
     private var completeUpstreamOpen: (() -> Int32)?
@@ -39,12 +44,13 @@ final class ChannelBridge {
     ///   - kind: what the channel is for, until a request says more (`session`, `direct-tcpip …`).
     ///   - agentForwarding: whether `auth-agent-req` is accepted on this channel.
     init(connection: ClientConnection, down: ssh_channel, up: ssh_channel?, failureMessage: String?,
-         kind: String = "session", agentForwarding: Bool = false) {
+         kind: String = "session", agentForwarding: Bool = false, auditChannel: AuditChannel? = nil) {
         self.connection = connection
         self.down = down
         self.up = up
         self.failureMessage = failureMessage
         self.kind = kind
+        self.auditChannel = auditChannel
         if let up {
             toUpstream = ChannelPump(from: down, to: up, isStderr: false)
             toClient = ChannelPump(from: up, to: down, isStderr: false)
@@ -101,12 +107,16 @@ final class ChannelBridge {
             completeUpstreamOpen = nil
             guard rc == SSH_OK else {
                 connection.log("forwarding failed in the workspace: \(kind)")
+                if let forwarding = auditChannel?.forwarding {
+                    connection.recordForwarding(forwarding, refusedBecause: "the workspace could not connect")
+                }
                 upClosed = true
                 closedUp = true
                 closeDown()
                 return true
             }
             connection.log("forwarding opened: \(kind)")
+            if let forwarding = auditChannel?.forwarding { connection.recordForwarding(forwarding) }
             progress = true
         }
         progress = toUpstream.drain(using: &buffer) || progress
@@ -206,6 +216,7 @@ final class ChannelBridge {
     func release() {
         guard !released else { return }
         released = true
+        if auditChannel != nil { connection.recordChannelEnd(self) }
         ssh_remove_channel_callbacks(down, downCallbacks)
         ssh_channel_free(down)
         if let up {
@@ -228,22 +239,34 @@ final class ChannelBridge {
     }
 
     func requestPTY(term: String, columns: Int32, rows: Int32) -> Int32 {
-        completeUpstream("pty") { ssh_channel_request_pty_size($0, term, columns, rows) }
+        self.term = term
+        return completeUpstream("pty") { ssh_channel_request_pty_size($0, term, columns, rows) }
     }
 
     func requestShell() -> Int32 {
         kind = "shell"
-        return completeUpstream("shell") { ssh_channel_request_shell($0) }
+        return started(AuditChannel(id: 0, kind: .shell, term: term),
+                       completeUpstream("shell") { ssh_channel_request_shell($0) })
     }
 
     func requestExec(_ command: String) -> Int32 {
         kind = "exec"
-        return completeUpstream("exec") { ssh_channel_request_exec($0, command) }
+        return started(AuditChannel(id: 0, kind: .exec, command: command, term: term),
+                       completeUpstream("exec") { ssh_channel_request_exec($0, command) })
     }
 
     func requestSubsystem(_ name: String) -> Int32 {
         kind = "subsystem:\(name)"
-        return completeUpstream("subsystem") { ssh_channel_request_subsystem($0, name) }
+        return started(AuditChannel(id: 0, kind: .subsystem, subsystem: name, term: term),
+                       completeUpstream("subsystem") { ssh_channel_request_subsystem($0, name) })
+    }
+
+    /// Records the start of what the channel runs once the workspace accepted it.
+    private func started(_ channel: AuditChannel, _ result: Int32) -> Int32 {
+        if result == 0 && auditChannel == nil {
+            auditChannel = connection.recordChannelStart(channel)
+        }
+        return result
     }
 
     func requestEnvironment(name: String, value: String) -> Int32 {
@@ -261,6 +284,7 @@ final class ChannelBridge {
         // Sent without want-reply: the workspace's sshd then offers SSH_AUTH_SOCK.
         ssh_channel_request_auth_agent(up)
         connection.log("agent forwarding enabled on \(kind) channel")
+        connection.recordForwarding(AuditForwarding(kind: .agent))
     }
 
     func forwardSignal(_ name: String) {

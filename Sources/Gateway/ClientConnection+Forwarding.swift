@@ -1,3 +1,4 @@
+import Audit
 import CLibSSH
 import Foundation
 import Logging
@@ -89,13 +90,16 @@ extension ClientConnection {
         let host = text(ssh_message_channel_request_open_destination(message))
         let port = ssh_message_channel_request_open_destination_port(message)
         let kind = "direct-tcpip \(host):\(port)"
+        let originator = text(ssh_message_channel_request_open_originator(message))
+        let originatorPort = ssh_message_channel_request_open_originator_port(message)
+        let forwarding = AuditForwarding(kind: .local, host: host, port: Int(port), originHost: originator,
+                                         originPort: Int(originatorPort))
         guard server.configuration.forwarding.contains(.local) else {
             logger.notice("forwarding refused by policy", metadata: ["kind": .string(kind)])
+            recordForwarding(forwarding, refusedBecause: "refused by policy")
             return 1
         }
         guard let upstream, let upChannel = ssh_channel_new(upstream.session) else { return 1 }
-        let originator = text(ssh_message_channel_request_open_originator(message))
-        let originatorPort = ssh_message_channel_request_open_originator_port(message)
         // The connection is made by the workspace's sshd, from inside the workspace. Its
         // answer may take long (a filtered address), so the open completes without blocking
         // and the client's channel is closed if it fails.
@@ -104,9 +108,12 @@ extension ClientConnection {
         guard open() != SSH_ERROR, let downChannel = ssh_message_channel_request_open_reply_accept(message) else {
             closeAndFree(upChannel)
             logger.info("forwarding failed in the workspace", metadata: ["kind": .string(kind)])
+            recordForwarding(forwarding, refusedBecause: "the workspace could not open it")
             return 1
         }
-        let bridge = ChannelBridge(connection: self, down: downChannel, up: upChannel, failureMessage: nil, kind: kind)
+        let bridge = ChannelBridge(connection: self, down: downChannel, up: upChannel, failureMessage: nil, kind: kind,
+                                   auditChannel: recordChannelStart(AuditChannel(id: 0, kind: .forwarding,
+                                                                                 forwarding: forwarding)))
         bridge.awaitUpstreamOpen(open)
         bridges.append(bridge)
         return 0
@@ -117,8 +124,10 @@ extension ClientConnection {
     private func listenForward(_ message: ssh_message) -> Int32 {
         let address = text(ssh_message_global_request_address(message))
         let port = ssh_message_global_request_port(message)
+        let forwarding = AuditForwarding(kind: .remote, host: address, port: Int(port))
         guard server.configuration.forwarding.contains(.remote), let upstream else {
             logger.notice("forwarding refused by policy", metadata: ["kind": .string("tcpip-forward \(address):\(port)")])
+            recordForwarding(forwarding, refusedBecause: "refused by policy")
             return 1
         }
         var bound: Int32 = 0
@@ -126,8 +135,10 @@ extension ClientConnection {
         let rc = withUpstreamBlocking { ssh_channel_listen_forward(upstream.session, address, port, &bound) }
         guard rc == SSH_OK else {
             logger.info("remote forwarding refused by the workspace", metadata: ["port": .stringConvertible(port)])
+            recordForwarding(forwarding, refusedBecause: "the workspace could not listen")
             return 1
         }
+        recordForwarding(AuditForwarding(kind: .remote, host: address, port: Int(port == 0 ? bound : port)))
         ssh_message_global_request_reply_success(message, UInt16(truncatingIfNeeded: port == 0 ? bound : port))
         logger.info("forwarding opened", metadata: ["kind": .string("tcpip-forward \(address):\(port == 0 ? bound : port)")])
         return 0
@@ -158,12 +169,16 @@ extension ClientConnection {
             ssh_set_blocking(session, 1)
             let rc: Int32
             let kind: String
+            let forwarding: AuditForwarding
             switch pending.kind {
             case .agent:
                 kind = "auth-agent"
+                forwarding = AuditForwarding(kind: .agent)
                 rc = ssh_channel_open_auth_agent(downChannel)
             case .forwardedTCPIP(let address, let port, let originator, let originatorPort):
                 kind = "forwarded-tcpip \(address):\(port)"
+                forwarding = AuditForwarding(kind: .remoteConnection, host: address, port: Int(port),
+                                             originHost: originator, originPort: Int(originatorPort))
                 rc = ssh_channel_open_reverse_forward(downChannel, address, port, originator, originatorPort)
             }
             ssh_set_blocking(session, 0)
@@ -174,9 +189,21 @@ extension ClientConnection {
                 continue
             }
             let bridge = ChannelBridge(connection: self, down: downChannel, up: pending.upstreamChannel,
-                                       failureMessage: nil, kind: kind)
+                                       failureMessage: nil, kind: kind,
+                                       auditChannel: recordChannelStart(AuditChannel(id: 0, kind: .forwarding,
+                                                                                     forwarding: forwarding)))
             bridge.adoptEarlierUpstreamState()
             bridges.append(bridge)
+        }
+    }
+
+    /// Records a forwarding that was opened, or refused with `reason`.
+    func recordForwarding(_ forwarding: AuditForwarding, refusedBecause reason: String? = nil) {
+        guard let user = authenticatedUserName else { return }
+        if let reason {
+            server.audit.record(.forwardingRefused(auditConnection, user: user, forwarding: forwarding, reason: reason))
+        } else {
+            server.audit.record(.forwardingOpened(auditConnection, user: user, forwarding: forwarding))
         }
     }
 

@@ -1,3 +1,4 @@
+import Audit
 import CLibSSH
 import CShims
 import Foundation
@@ -27,16 +28,22 @@ final class ClientConnection {
 
     private var authenticatedUser: UserName?
     private var authenticatedKey = ""
+    /// The audit trail's view of this connection: its session id and source.
+    let auditConnection: AuditConnection
+    private var lastAttempt: (user: String, key: AuditKey?)?
+    private var nextChannelID = 0
     private var authAttempts = 0
     private var tooManyAttempts = false
     private let started = Date()
 
-    init(server: GatewayServer, session: ssh_session, peer: String) {
+    init(server: GatewayServer, session: ssh_session, peerHost: String, peerPort: Int) {
         self.server = server
         self.session = session
-        self.peer = peer
+        peer = "\(peerHost):\(peerPort)"
+        auditConnection = AuditConnection(sourceAddress: peerHost, sourcePort: peerPort)
         logger = server.logger
         logger[metadataKey: "peer"] = .string(peer)
+        logger[metadataKey: "session"] = .string(auditConnection.sessionID)
         upstreamCallbacks = .allocate(capacity: 1)
         serverCallbacks = .allocate(capacity: 1)
         serverCallbacks.initialize(to: ssh_server_callbacks_struct())
@@ -83,7 +90,10 @@ final class ClientConnection {
         guard let event = ssh_event_new() else { return }
         self.event = event
         ssh_event_add_session(event, session)
-        guard authenticateWithinDeadline(), let user = authenticatedUser else { return }
+        guard authenticateWithinDeadline(), let user = authenticatedUser else {
+            recordAuthFailure()
+            return
+        }
         server.preAuth.remove(preAuthToken)
         // Counted before the workspace is ensured, so the idle reaper never stops it under us.
         server.activity.sessionStarted(user)
@@ -120,9 +130,12 @@ final class ClientConnection {
         if authAttempts >= server.configuration.maxAuthAttempts { tooManyAttempts = true }
         guard let key, let name = try? UserName(user), let (type, base64) = Self.describe(key) else {
             logger.notice("auth refused", metadata: ["user": .string(UserName.quoted(user))])
+            lastAttempt = (user, nil)
             return denied
         }
         let registered = server.accounts.isKeyRegistered(user: name, type: type, base64: base64)
+        let auditKey = (try? PublicKey(parsing: "\(type) \(base64)")).map { AuditKey(type: type, fingerprint: $0.fingerprint) }
+        lastAttempt = (name.value, auditKey)
         switch Int32(state) {
         case SSH_PUBLICKEY_STATE_NONE.rawValue:
             return registered ? Int32(SSH_AUTH_SUCCESS.rawValue) : denied
@@ -131,11 +144,48 @@ final class ClientConnection {
             authenticatedKey = type
             logger[metadataKey: "user"] = .string(name.value)
             logger.info("auth accepted", metadata: ["key": .string(type)])
+            if let auditKey {
+                server.audit.record(.authAccepted(auditConnection, user: name.value, key: auditKey))
+            }
             return Int32(SSH_AUTH_SUCCESS.rawValue)
         default:
             logger.notice("auth refused", metadata: ["user": .string(name.value)])
             return denied
         }
+    }
+
+    /// One failed-login event per connection that never authenticated (probes of unknown
+    /// keys are normal client behaviour, so they are not each recorded).
+    private func recordAuthFailure() {
+        guard let attempt = lastAttempt else { return }
+        let reason = tooManyAttempts ? "too many attempts"
+            : Date() >= started.addingTimeInterval(server.configuration.authDeadline) ? "authentication deadline passed"
+            : "unknown user or key"
+        server.audit.record(.authFailed(auditConnection, user: attempt.user, key: attempt.key, reason: reason))
+    }
+
+    var authenticatedUserName: String? { authenticatedUser?.value }
+
+    /// Gives a channel its number and records its start; returns what was recorded.
+    func recordChannelStart(_ channel: AuditChannel) -> AuditChannel {
+        var channel = channel
+        nextChannelID += 1
+        channel.id = nextChannelID
+        if let user = authenticatedUser {
+            server.audit.record(.sessionStart(auditConnection, user: user.value, channel: channel,
+                                              container: upstream == nil ? nil : server.workspaces.settings.containerName(for: user)))
+        }
+        return channel
+    }
+
+    /// Records how a channel ended: duration, bytes each way, exit status or signal.
+    func recordChannelEnd(_ bridge: ChannelBridge) {
+        guard let user = authenticatedUser, let channel = bridge.auditChannel else { return }
+        server.audit.record(.sessionEnd(auditConnection, user: user.value, channel: channel,
+                                        duration: Date().timeIntervalSince(bridge.opened),
+                                        bytesIn: bridge.bytesToWorkspace, bytesOut: bridge.bytesToClient,
+                                        exitStatus: bridge.exitStatus.map(Int.init), exitSignal: bridge.exitSignal?.name,
+                                        container: server.workspaces.settings.containerName(for: user)))
     }
 
     private static func describe(_ key: ssh_key) -> (type: String, base64: String)? {
@@ -158,7 +208,16 @@ final class ClientConnection {
                                              gatewayPublicKey: server.upstreamKey.publicKey.line,
                                              hostKeyPEM: account.hostKey.pemText)
             let endpoint = try server.workspaces.ensure(identity)
-            if endpoint.created { logger.info("workspace created", metadata: ["container": .string(endpoint.containerName)]) }
+            let workspace = AuditWorkspace(user: user.value, container: endpoint.containerName,
+                                           image: server.workspaces.settings.image,
+                                           volume: server.workspaces.settings.volumeName(for: user))
+            if endpoint.created {
+                logger.info("workspace created", metadata: ["container": .string(endpoint.containerName)])
+                server.audit.record(.workspaceCreated(workspace, sessionID: auditConnection.sessionID))
+            }
+            if endpoint.started {
+                server.audit.record(.workspaceStarted(workspace, sessionID: auditConnection.sessionID))
+            }
             let upstream = try UpstreamConnection(address: endpoint.address, port: endpoint.port, user: user.value,
                                                   clientKey: server.upstreamKey, pinnedHostKey: account.hostKey.publicKey,
                                                   timeout: server.configuration.upstreamTimeout)

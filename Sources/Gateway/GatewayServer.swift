@@ -1,3 +1,4 @@
+import Audit
 import CLibSSH
 import Foundation
 import Logging
@@ -18,6 +19,7 @@ public final class GatewayServer: @unchecked Sendable {
     let upstreamKey: PrivateKey
     let preAuth: PreAuthLimiter
     let activity: WorkspaceActivityLog
+    let audit: AuditLog
     private let reaper: IdleWorkspaceReaper?
     private let bind: ssh_bind
     private var listeners: [Int32] = []
@@ -29,15 +31,16 @@ public final class GatewayServer: @unchecked Sendable {
 
     /// Loads (or on first start creates) the host keys and upstream key, and opens the listeners.
     public init(configuration: GatewayConfiguration, accounts: GatewayAccounts, workspaces: WorkspaceManager,
-                activity: WorkspaceActivityLog, logger: Logger) throws {
+                activity: WorkspaceActivityLog, audit: AuditLog = .discarding(), logger: Logger) throws {
         ssh_init()
         self.configuration = configuration
         self.accounts = accounts
         self.workspaces = workspaces
         self.activity = activity
+        self.audit = audit
         self.logger = logger
         reaper = configuration.idleLimit.map {
-            IdleWorkspaceReaper(limit: $0, activity: activity, workspaces: workspaces, logger: logger)
+            IdleWorkspaceReaper(limit: $0, activity: activity, workspaces: workspaces, audit: audit, logger: logger)
         }
         preAuth = PreAuthLimiter(maxTotal: configuration.maxUnauthenticated,
                                  maxPerSource: configuration.maxUnauthenticatedPerSource)
@@ -155,7 +158,7 @@ public final class GatewayServer: @unchecked Sendable {
         ssh_options_set(session, SSH_OPTIONS_TIMEOUT, &timeout)
         // An evicted pre-auth connection is shut down; its own thread sees the error and ends.
         let token = preAuth.admit(source: peer.host) { shutdown(fd, Int32(SHUT_RDWR)) }
-        let connection = ClientConnection(server: self, session: session, peer: "\(peer.host):\(peer.port)")
+        let connection = ClientConnection(server: self, session: session, peerHost: peer.host, peerPort: peer.port)
         stateLock.lock()
         activeConnections += 1
         stateLock.unlock()

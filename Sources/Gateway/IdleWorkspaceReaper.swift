@@ -1,3 +1,4 @@
+import Audit
 import Foundation
 import Logging
 import UserNames
@@ -10,11 +11,14 @@ final class IdleWorkspaceReaper: @unchecked Sendable {
     private let limit: TimeInterval
     private let activity: WorkspaceActivityLog
     private let workspaces: WorkspaceManager
+    private let audit: AuditLog
     private let logger: Logger
     private let started = Date()
     private let stopped = DispatchSemaphore(value: 0)
 
-    init(limit: TimeInterval, activity: WorkspaceActivityLog, workspaces: WorkspaceManager, logger: Logger) {
+    init(limit: TimeInterval, activity: WorkspaceActivityLog, workspaces: WorkspaceManager, audit: AuditLog,
+         logger: Logger) {
+        self.audit = audit
         self.limit = limit
         self.activity = activity
         self.workspaces = workspaces
@@ -54,6 +58,11 @@ final class IdleWorkspaceReaper: @unchecked Sendable {
             do {
                 if try workspaces.stopIfIdle(user, isIdle: isIdle) {
                     logger.info("workspace stopped after being idle", metadata: ["user": .string(user.value)])
+                    let idleFor = Date().timeIntervalSince(max(activity.lastActivity(user) ?? started, started))
+                    audit.record(.workspaceStopped(
+                        AuditWorkspace(user: user.value, container: workspaces.settings.containerName(for: user),
+                                       image: status.image, volume: status.volume),
+                        reason: "idle", idleFor: idleFor))
                 }
             } catch {
                 logger.warning("cannot stop idle workspace of \(user): \(error)")

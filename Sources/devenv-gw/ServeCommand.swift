@@ -65,7 +65,7 @@ struct ServeCommand: ParsableCommand {
         if let path = settings.configPath { logger.info("settings from \(path)") }
 
         let server = try GatewayServer(configuration: configuration, accounts: RegistryAccounts(registry: registry),
-                                       workspaces: manager, activity: global.activityLog(), logger: logger)
+                                       workspaces: manager, activity: global.activityLog(), audit: audit, logger: logger)
         signal(SIGPIPE, SIG_IGN)
         let stop = DispatchSemaphore(value: 0)
         var sources: [DispatchSourceSignal] = []

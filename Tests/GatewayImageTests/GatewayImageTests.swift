@@ -72,9 +72,10 @@ final class GatewayImageTests: XCTestCase {
         let workspace = try runProgram("/usr/bin/docker", ["inspect", "-f", "{{.State.Running}}", "\(prefix!)-\(user)"])
         XCTAssertEqual(workspace.output, "true\n", "the workspace is the gateway's sibling on the host's engine")
 
-        // The admin change reached the host's journal through the mounted socket.
-        let events = try Journal.entries(where: "DEVENV_USER", is: user, atLeast: 2)
-        XCTAssertEqual(events.map { $0["DEVENV_EVENT"] }, ["user-added", "key-added"])
+        // The admin change and the login reached the host's journal through the mounted socket.
+        let events = try Journal.entries(where: "DEVENV_USER", is: user, atLeast: 7)
+        XCTAssertEqual(events.map { $0["DEVENV_EVENT"] }, ["user-added", "key-added", "auth-accepted", "workspace-created",
+                                                           "workspace-started", "session-start", "session-end"])
         XCTAssertEqual(events.first?["DEVENV_ADMIN_UID"], "0")
         XCTAssertEqual(events.first?["SYSLOG_IDENTIFIER"], "devenv-gw")
 
