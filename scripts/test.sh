@@ -5,9 +5,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 swift build --build-tests
-# The gateway image once per run (a release build of its own and Docker's layer cache);
-# GatewayImageTests use it rather than building it again.
-bash scripts/build-gateway-image.sh devenv-gw:latest
-export DEVENV_GW_TEST_GATEWAY_IMAGE=devenv-gw:latest
+# The gateway image once per run (a release build of its own and Docker's layer cache),
+# tagged for this checkout alone since checkouts may share the engine; GatewayImageTests
+# use it rather than building it again, and it is removed at the end.
+image="devenv-gw:test-$(pwd -P | sha256sum | cut -c1-12)"
+trap 'docker rmi --force "$image" >/dev/null 2>&1 || true' EXIT
+bash scripts/build-gateway-image.sh "$image"
+export DEVENV_GW_TEST_GATEWAY_IMAGE=$image
 # Tests share one Docker engine and many processes: run them one at a time.
 swift test --skip-build "$@"

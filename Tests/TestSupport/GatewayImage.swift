@@ -12,7 +12,8 @@ public enum GatewayImage {
 
     /// The image to test: DEVENV_GW_TEST_GATEWAY_IMAGE when `scripts/test.sh` built it
     /// already in this run, else built now with the script (once per test process; the
-    /// release build and Docker's layer cache make a rebuild of unchanged sources quick).
+    /// release build and Docker's layer cache make a rebuild of unchanged sources quick)
+    /// under a tag of this checkout's own, as checkouts may share one engine.
     public static func ensureBuilt(file: StaticString = #filePath, line: UInt = #line) throws -> String {
         if let given = ProcessInfo.processInfo.environment["DEVENV_GW_TEST_GATEWAY_IMAGE"], !given.isEmpty {
             return given
@@ -20,7 +21,9 @@ public enum GatewayImage {
         lock.lock()
         defer { lock.unlock() }
         if let built { return built }
-        let tag = "devenv-gw:latest"
+        // FNV-1a of the checkout's path: a tag no other checkout builds over.
+        let hash = repositoryRoot.path.utf8.reduce(UInt64(0xcbf2_9ce4_8422_2325)) { ($0 ^ UInt64($1)) &* 0x100_0000_01b3 }
+        let tag = "devenv-gw:test-" + String(hash, radix: 16)
         let script = repositoryRoot.appendingPathComponent("scripts/build-gateway-image.sh").path
         let result = try runProgram("/bin/bash", [script, tag])
         guard result.status == 0 else {
