@@ -16,12 +16,14 @@ final class GatewayTerminalTests: GatewayTestCase {
     }
 
     override func tearDown() {
-        _ = try? runProgram("/usr/bin/tmux", ["kill-session", "-t", session])
+        _ = try? BackgroundProcess.run("/usr/bin/tmux", ["kill-session", "-t", session])
         super.tearDown()
     }
 
-    private func tmux(_ arguments: [String]) throws -> ProgramResult {
-        try runProgram("/usr/bin/tmux", arguments)
+    /// tmux forks a daemon server: it is driven with posix_spawn, never Foundation's
+    /// `Process`, whose child monitor stalls when a daemonizing child keeps its socket.
+    private func tmux(_ arguments: [String]) throws -> (status: Int32, output: String) {
+        try BackgroundProcess.run("/usr/bin/tmux", arguments)
     }
 
     private func screen() throws -> String { try tmux(["capture-pane", "-p", "-t", session]).output }

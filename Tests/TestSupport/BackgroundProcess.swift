@@ -10,14 +10,17 @@ public final class BackgroundProcess {
     public let pid: pid_t
     private var exited = false
 
-    /// Starts `executable` with `arguments`; stdin, stdout and stderr go to /dev/null.
-    public init(_ executable: String, _ arguments: [String], environment: [String: String]? = nil) throws {
+    /// Starts `executable` with `arguments`; stdin and stderr go to /dev/null, stdout to
+    /// `outputPath` or /dev/null (a file, never a pipe: a daemonizing program such as tmux
+    /// would keep a pipe open long after the command ended).
+    public init(_ executable: String, _ arguments: [String], environment: [String: String]? = nil,
+                outputPath: String = "/dev/null") throws {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
-        for fd in 0...2 {
-            posix_spawn_file_actions_addopen(&actions, Int32(fd), "/dev/null", fd == 0 ? O_RDONLY : O_WRONLY, 0)
-        }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, outputPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
         let argv = ([executable] + arguments).map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
         let env = (environment ?? ProcessInfo.processInfo.environment).map { strdup("\($0.key)=\($0.value)") } + [nil]
@@ -48,6 +51,25 @@ public final class BackgroundProcess {
             waitpid(pid, &status, 0)
             exited = true
         }
+    }
+
+    /// Waits for the program to end and returns its exit status.
+    @discardableResult
+    public func wait() -> Int32 {
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        exited = true
+        return (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+    }
+
+    /// Runs a short program to its end without Foundation's `Process` and returns its
+    /// status and standard output.
+    public static func run(_ executable: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
+        let output = FileManager.default.temporaryDirectory.appendingPathComponent("spawn-\(UUID().uuidString)").path
+        defer { unlink(output) }
+        let process = try BackgroundProcess(executable, arguments, outputPath: output)
+        let status = process.wait()
+        return (status, (try? String(contentsOfFile: output, encoding: .utf8)) ?? "")
     }
 
     deinit { stop() }
