@@ -27,10 +27,10 @@ final class ClientConnection {
     private var buffer = [UInt8](repeating: 0, count: 256 * 1024)
 
     private var authenticatedUser: UserName?
-    private var authenticatedKey = ""
     /// The audit trail's view of this connection: its session id and source.
     let auditConnection: AuditConnection
-    private var lastAttempt: (user: String, key: AuditKey?)?
+    /// The last name and key offered, for the one auth-failed event of a refused connection.
+    private var lastAttempt: (user: String, type: String?, base64: String?)?
     private var nextChannelID = 0
     private var authAttempts = 0
     private var tooManyAttempts = false
@@ -130,21 +130,19 @@ final class ClientConnection {
         if authAttempts >= server.configuration.maxAuthAttempts { tooManyAttempts = true }
         guard let key, let name = try? UserName(user), let (type, base64) = Self.describe(key) else {
             logger.notice("auth refused", metadata: ["user": .string(UserName.quoted(user))])
-            lastAttempt = (user, nil)
+            lastAttempt = (user, nil, nil)
             return denied
         }
         let registered = server.accounts.isKeyRegistered(user: name, type: type, base64: base64)
-        let auditKey = (try? PublicKey(parsing: "\(type) \(base64)")).map { AuditKey(type: type, fingerprint: $0.fingerprint) }
-        lastAttempt = (name.value, auditKey)
+        lastAttempt = (name.value, type, base64)
         switch Int32(state) {
         case SSH_PUBLICKEY_STATE_NONE.rawValue:
             return registered ? Int32(SSH_AUTH_SUCCESS.rawValue) : denied
         case SSH_PUBLICKEY_STATE_VALID.rawValue where registered:
             authenticatedUser = name
-            authenticatedKey = type
             logger[metadataKey: "user"] = .string(name.value)
             logger.info("auth accepted", metadata: ["key": .string(type)])
-            if let auditKey {
+            if let auditKey = Self.auditKey(type: type, base64: base64) {
                 server.audit.record(.authAccepted(auditConnection, user: name.value, key: auditKey))
             }
             return Int32(SSH_AUTH_SUCCESS.rawValue)
@@ -161,7 +159,14 @@ final class ClientConnection {
         let reason = tooManyAttempts ? "too many attempts"
             : Date() >= started.addingTimeInterval(server.configuration.authDeadline) ? "authentication deadline passed"
             : "unknown user or key"
-        server.audit.record(.authFailed(auditConnection, user: attempt.user, key: attempt.key, reason: reason))
+        let key = attempt.type.flatMap { type in attempt.base64.flatMap { Self.auditKey(type: type, base64: $0) } }
+        server.audit.record(.authFailed(auditConnection, user: attempt.user, key: key, reason: reason))
+    }
+
+    /// The key as the audit trail names it. Computed only when an event is recorded, not for
+    /// every probe a client makes.
+    private static func auditKey(type: String, base64: String) -> AuditKey? {
+        (try? PublicKey(parsing: "\(type) \(base64)")).map { AuditKey(type: type, fingerprint: $0.fingerprint) }
     }
 
     var authenticatedUserName: String? { authenticatedUser?.value }
