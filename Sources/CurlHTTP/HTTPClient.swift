@@ -167,11 +167,6 @@ public enum HTTPClient {
     }
 }
 
-/// Fetches `url` with GET and returns the whole response.
-public func httpGet(_ url: String, timeout: TimeInterval = 15) throws -> HTTPResponse {
-    try HTTPClient.get(url, timeout: timeout)
-}
-
 /// State shared with libcurl's callbacks for one transfer; lives until perform returns.
 private final class TransferContext {
     var source: HTTPBodySource?

@@ -299,10 +299,12 @@ final class ChannelBridge {
         table.initialize(to: ssh_channel_callbacks_struct())
         devenv_ssh_init_channel_callbacks(table)
         table.pointee.channel_data_function = { _, _, _, length, isStderr, userdata in
-            // Client stderr data is not part of any session protocol: drop it, consuming it.
-            if isStderr != 0 { return Int32(length) }
-            bridge(userdata)?.toUpstream?.noteBuffered(Int(length))
-            if bridge(userdata)?.up == nil { return Int32(length) }
+            // Client stderr data is not part of any session protocol, and without a workspace
+            // there is nowhere to send data: consume and drop it.
+            guard let bridge = bridge(userdata), isStderr == 0, let toUpstream = bridge.toUpstream else {
+                return Int32(length)
+            }
+            toUpstream.noteBuffered(Int(length))
             return 0
         }
         table.pointee.channel_eof_function = { _, _, userdata in bridge(userdata)?.downEOF = true }

@@ -49,10 +49,4 @@ final class PreAuthLimiter: @unchecked Sendable {
         entries.removeAll { $0.id == id }
         lock.unlock()
     }
-
-    var pendingCount: Int {
-        lock.lock()
-        defer { lock.unlock() }
-        return entries.count
-    }
 }

@@ -105,7 +105,7 @@ struct KeySourceOptions: ParsableArguments {
         let url = "\(base)/\(handle).keys"
         let response: HTTPResponse
         do {
-            response = try httpGet(url, timeout: 20)
+            response = try HTTPClient.get(url, timeout: 20)
         } catch {
             throw CLIError("cannot fetch \(url): \(error)")
         }
