@@ -3,34 +3,34 @@ import CLibSSH
 import CShims
 import Foundation
 
-/// One client session channel and its twin on the workspace's sshd.
+/// One client channel and its twin on the workspace's sshd.
 ///
 /// Requests (pty, env, exec, shell, subsystem) are completed upstream inside the
 /// downstream callback, because libssh sends the reply from the callback's return value.
-/// Data moves through `ChannelPump`s after each poll; EOF, exit status and close are
-/// forwarded only once the data before them has been written.
+/// Data moves through `ChannelStream`s after each poll; each direction's EOF, exit status
+/// and close follow from its `ChannelDirection`, only once the data before them is written.
 final class ChannelBridge {
     private unowned let connection: ClientConnection
     let down: ssh_channel
     let up: ssh_channel?
     private let downCallbacks: UnsafeMutablePointer<ssh_channel_callbacks_struct>
     private let upCallbacks: UnsafeMutablePointer<ssh_channel_callbacks_struct>
-    let toUpstream: ChannelPump?
-    let toClient: ChannelPump?
-    let toClientStderr: ChannelPump?
+    /// Client to workspace.
+    private let toWorkspace: ChannelStream?
+    /// Workspace to client: stdout, and stderr (which also carries the gateway's own messages).
+    private let toClient: ChannelStream?
+    private let toClientStderr: ChannelStream
+    private(set) var toWorkspaceDirection = ChannelDirection()
+    private(set) var toClientDirection = ChannelDirection()
 
     /// What the client asked this channel to run: `shell`, `exec`, `subsystem:sftp`, …
     private(set) var kind = "session"
-    var downEOF = false, upEOF = false
-    var downClosed = false, upClosed = false
-    private var sentEOFUp = false, sentEOFDown = false
-    private var closedUp = false, closedDown = false
-    var exitStatus: Int32?
-    var exitSignal: (name: String, core: Bool, message: String)?
-    private var sentExit = false
+    /// How the workspace's program ended, for the audit trail.
+    private(set) var exit: ChannelExit?
     /// Set when the workspace is unavailable: the channel reports why and ends.
     private let failureMessage: String?
     private var failureDue = false
+    private var peerLimitsChecked = false
     private(set) var released = false
     /// What the audit trail says about this channel; nil until it runs something.
     private(set) var auditChannel: AuditChannel?
@@ -51,15 +51,9 @@ final class ChannelBridge {
         self.failureMessage = failureMessage
         self.kind = kind
         self.auditChannel = auditChannel
-        if let up {
-            toUpstream = ChannelPump(from: down, to: up, isStderr: false)
-            toClient = ChannelPump(from: up, to: down, isStderr: false)
-            toClientStderr = ChannelPump(from: up, to: down, isStderr: true)
-        } else {
-            toUpstream = nil
-            toClient = nil
-            toClientStderr = nil
-        }
+        toWorkspace = up.map { ChannelStream(from: down, to: $0, isStderr: false) }
+        toClient = up.map { ChannelStream(from: $0, to: down, isStderr: false) }
+        toClientStderr = ChannelStream(from: up, to: down, isStderr: true)
         downCallbacks = .allocate(capacity: 1)
         upCallbacks = .allocate(capacity: 1)
         Self.installDownstreamCallbacks(downCallbacks, agentForwarding: agentForwarding)
@@ -77,88 +71,196 @@ final class ChannelBridge {
         upCallbacks.deallocate()
     }
 
-    var bytesToWorkspace: UInt64 { toUpstream?.transferred ?? 0 }
-    var bytesToClient: UInt64 { (toClient?.transferred ?? 0) + (toClientStderr?.transferred ?? 0) }
+    /// Bytes delivered to the workspace and to the client.
+    var bytesToWorkspace: UInt64 { toWorkspace?.delivered ?? 0 }
+    var bytesToClient: UInt64 { (toClient?.delivered ?? 0) + (up == nil ? 0 : toClientStderr.delivered) }
 
-    /// True when both channels are closed and nothing is left to forward.
-    var isFinished: Bool {
-        closedDown && (up == nil || closedUp) && downClosed && (up == nil || upClosed)
-    }
+    /// True when both directions are done and both peers closed their channels.
+    var isFinished: Bool { toWorkspaceDirection.isFinished && toClientDirection.isFinished }
 
     // MARK: - Progress after each poll
 
-    /// Moves data, then forwards EOF, exit status and close in order. Returns true on progress.
+    /// Moves data, then sends what each direction is due. Returns true on progress.
     @discardableResult
-    func advance(buffer: inout [UInt8]) -> Bool {
+    func advance() -> Bool {
         if released { return false }
         var progress = false
+        if !peerLimitsChecked {
+            peerLimitsChecked = true
+            if let problem = unacceptablePeerLimits() {
+                abort(problem)
+                return true
+            }
+        }
         if let failureMessage, failureDue {
             failureDue = false
-            reportFailure(failureMessage)
-            return true
-        }
-        guard let up, let toUpstream, let toClient, let toClientStderr else {
-            if downClosed && !closedDown { closeDown() }
-            return false
+            toClientStderr.enqueue(Array("devenv: your workspace could not start: \(failureMessage)\r\n".utf8))
+            toClientDirection.sourceReported(.status(1))
+            toClientDirection.sourceClosedChannel()
+            progress = true
         }
         if let open = completeUpstreamOpen {
             let rc = open()
-            if rc == SSH_AGAIN { return false }
+            if rc == SSH_AGAIN { return progress }
             completeUpstreamOpen = nil
             guard rc == SSH_OK else {
                 connection.log("forwarding failed in the workspace: \(kind)")
                 if let forwarding = auditChannel?.forwarding {
                     connection.recordForwarding(forwarding, refusedBecause: "the workspace could not connect")
                 }
-                upClosed = true
-                closedUp = true
-                closeDown()
-                return true
+                toWorkspaceDirection.sinkLost()
+                toClientDirection.sourceFailed()
+                toWorkspace?.discard()
+                return performDueActions() || true
             }
             connection.log("forwarding opened: \(kind)")
             if let forwarding = auditChannel?.forwarding { connection.recordForwarding(forwarding) }
             progress = true
         }
-        progress = toUpstream.drain(using: &buffer) || progress
-        progress = toClient.drain(using: &buffer) || progress
-        progress = toClientStderr.drain(using: &buffer) || progress
+        progress = moveData() || progress
+        return performDueActions() || progress
+    }
 
-        if downClosed && !closedUp {
-            // The client is gone: its pending data still goes up before the close.
-            toUpstream.drain(using: &buffer)
-            toClient.discard()
-            toClientStderr.discard()
-            if !sentEOFUp { ssh_channel_send_eof(up); sentEOFUp = true }
-            ssh_channel_close(up)
-            closedUp = true
-            progress = true
+    /// Writes what each sink takes now, then fetches what libssh holds for a channel once
+    /// all its streams have room, and writes again. A sink that fails loses its direction;
+    /// a source that fails makes its direction end without an exit status.
+    private func moveData() -> Bool {
+        var moved = false
+        if let toWorkspace, let budget = connection.upstreamBudget {
+            moved = move([toWorkspace], direction: \.toWorkspaceDirection, budget: budget,
+                         sinkFailed: { $0.workspaceChannelFailed("writing to the workspace failed") },
+                         sourceFailed: { $0.clientChannelFailed("reading from the client failed") })
         }
-        if downEOF && !sentEOFUp && toUpstream.pending == 0 && !closedUp {
-            ssh_channel_send_eof(up)
-            sentEOFUp = true
-            progress = true
-        }
-        let upstreamDrained = toClient.pending == 0 && toClientStderr.pending == 0
-        if upstreamDrained && (upEOF || upClosed) && !sentEOFDown && !closedDown {
-            ssh_channel_send_eof(down)
-            sentEOFDown = true
-            progress = true
-        }
-        if upstreamDrained && !sentExit && !closedDown && (exitStatus != nil || exitSignal != nil) {
-            if let exitStatus { ssh_channel_request_send_exit_status(down, exitStatus) }
-            if let exitSignal {
-                ssh_channel_request_send_exit_signal(down, exitSignal.name, exitSignal.core ? 1 : 0,
-                                                     exitSignal.message, "")
+        let fromWorkspace = [toClient, toClientStderr].compactMap { $0 }
+        let toClientMoved = move(fromWorkspace, direction: \.toClientDirection, budget: connection.clientBudget,
+                                 sinkFailed: { $0.clientChannelFailed("writing to the client failed") },
+                                 sourceFailed: { $0.workspaceChannelFailed("reading from the workspace failed") })
+        return toClientMoved || moved
+    }
+
+    private func move(_ streams: [ChannelStream], direction: KeyPath<ChannelBridge, ChannelDirection>,
+                      budget: OutboundBudget, sinkFailed: (ChannelBridge) -> Void,
+                      sourceFailed: (ChannelBridge) -> Void) -> Bool {
+        var moved = false
+        for pass in 0..<2 {
+            for stream in streams where self[keyPath: direction].phase != .closed {
+                let result = stream.flush(budget: budget)
+                moved = result.moved || moved
+                if result.failure != nil {
+                    sinkFailed(self)
+                    return moved
+                }
             }
-            sentExit = true
+            let held = streams.contains { $0.heldBySource > 0 }
+            guard pass == 0, held, self[keyPath: direction].phase != .closed,
+                  streams.allSatisfy(\.isReadyToFetch) else { break }
+            for stream in streams where !stream.fetchHeld() {
+                sourceFailed(self)
+                return true
+            }
+            moved = true
+        }
+        return moved
+    }
+
+    /// Bytes received from the workspace (`fromWorkspace`) or the client and not yet written.
+    func pendingCount(fromWorkspace: Bool) -> Int {
+        fromWorkspace ? (toClient?.pendingCount ?? 0) + toClientStderr.pendingCount : toWorkspace?.pendingCount ?? 0
+    }
+
+    /// The client's channel broke: the workspace gets what was received, then EOF and close.
+    private func clientChannelFailed(_ why: String) {
+        connection.log("channel \(kind): \(why)")
+        toClientDirection.sinkLost()
+        discardToClient()
+        toWorkspaceDirection.sourceFailed()
+    }
+
+    /// The workspace's channel broke: the client gets what was received, then EOF and close
+    /// with no exit status, which clients report as a failure.
+    private func workspaceChannelFailed(_ why: String) {
+        connection.log("channel \(kind): \(why)")
+        toWorkspaceDirection.sinkLost()
+        toWorkspace?.discard()
+        toClientDirection.sourceFailed()
+    }
+
+    private func discardToClient() {
+        toClient?.discard()
+        toClientStderr.discard()
+    }
+
+    /// Sends, in order, what each direction is due now.
+    private func performDueActions() -> Bool {
+        var progress = false
+        let toWorkspacePending = toWorkspace?.hasPendingData ?? false
+        while let action = toWorkspaceDirection.nextAction(dataPending: toWorkspacePending) {
+            guard perform(action, on: up) else {
+                workspaceChannelFailed("the workspace's channel refused \(action)")
+                break
+            }
+            toWorkspaceDirection.performed(action)
             progress = true
         }
-        if upClosed && upstreamDrained && !closedDown {
-            closeDown()
-            if !closedUp { ssh_channel_close(up); closedUp = true }
+        let toClientPending = (toClient?.hasPendingData ?? false) || toClientStderr.hasPendingData
+        while let action = toClientDirection.nextAction(dataPending: toClientPending) {
+            guard perform(action, on: down) else {
+                clientChannelFailed("the client's channel refused \(action)")
+                break
+            }
+            toClientDirection.performed(action)
             progress = true
         }
         return progress
+    }
+
+    /// Sends one control message; false when libssh reports an error. No sink (no workspace)
+    /// takes everything.
+    private func perform(_ action: ChannelDirection.Action, on sink: ssh_channel?) -> Bool {
+        guard let sink else { return true }
+        let rc: Int32
+        switch action {
+        case .sendEOF:
+            rc = ssh_channel_send_eof(sink)
+        case .sendExit(.status(let status)):
+            rc = ssh_channel_request_send_exit_status(sink, status)
+        case .sendExit(.signal(let name, let core, let message)):
+            rc = ssh_channel_request_send_exit_signal(sink, name, core ? 1 : 0, message, "")
+        case .sendClose:
+            rc = Self.close(sink)
+        }
+        // SSH_AGAIN: queued in libssh, which sends it before anything written later.
+        return rc != SSH_ERROR
+    }
+
+    /// Sends close. libssh's close first sends EOF and returns SSH_AGAIN without sending the
+    /// close when that EOF is not flushed yet; a second call then sends it.
+    private static func close(_ channel: ssh_channel) -> Int32 {
+        let rc = ssh_channel_close(channel)
+        return rc == SSH_AGAIN ? ssh_channel_close(channel) : rc
+    }
+
+    /// Refuses channels whose peer declared a maximum packet libssh cannot write with.
+    private func unacceptablePeerLimits() -> String? {
+        for (channel, peer) in [(down, "client"), (up, "workspace")] {
+            guard let channel, let state = ChannelPeerState(of: channel) else { continue }
+            if state.maxPacket < ChannelPeerState.smallestMaxPacket {
+                return "the \(peer) declared a maximum packet of \(state.maxPacket) bytes"
+            }
+        }
+        return nil
+    }
+
+    /// Closes both channels at once, dropping what waits: the peer broke the protocol.
+    private func abort(_ why: String) {
+        connection.logger.notice("channel closed: \(why)", metadata: ["kind": .string(kind)])
+        toWorkspace?.discard()
+        discardToClient()
+        completeUpstreamOpen = nil
+        _ = Self.close(down)
+        if let up { _ = Self.close(up) }
+        toWorkspaceDirection.abandon()
+        toClientDirection.abandon()
     }
 
     /// Defers the bridge until `open` (called after each poll) stops returning SSH_AGAIN;
@@ -171,45 +273,31 @@ final class ChannelBridge {
     /// existed (a channel the workspace opened and the gateway accepted first).
     func adoptEarlierUpstreamState() {
         guard let up else { return }
-        toClient?.noteBuffered(max(0, Int(ssh_channel_poll(up, 0))))
-        toClientStderr?.noteBuffered(max(0, Int(ssh_channel_poll(up, 1))))
-        if ssh_channel_is_eof(up) != 0 { upEOF = true }
-        if ssh_channel_is_closed(up) != 0 { upClosed = true }
+        toClient?.adoptBuffered(Int(ssh_channel_poll(up, 0)))
+        toClientStderr.adoptBuffered(Int(ssh_channel_poll(up, 1)))
+        guard let peer = ChannelPeerState(of: up) else { return }
+        if peer.sentClose { workspaceClosedChannel() } else if peer.sentEOF { toClientDirection.sourceSentEOF() }
     }
 
-    /// Called when the workspace connection is lost: ends the client's channel.
+    /// Called when the workspace connection is lost: the client gets what arrived, then
+    /// EOF and close without an exit status.
     func upstreamLost() {
-        upClosed = true
-        closedUp = true
-        toUpstream?.discard()
-        if !closedDown { closeDown() }
+        guard up != nil, !toClientDirection.failed else { return }
+        workspaceChannelFailed("the connection to the workspace was lost")
     }
 
-    /// Called when the client connection is gone.
+    /// Called when the client connection is gone: the workspace's channel is closed now.
     func clientLost() {
-        downClosed = true
-        closedDown = true
-        if let up, !closedUp {
-            ssh_channel_close(up)
-            closedUp = true
-        }
-        upClosed = true
+        if let up { _ = Self.close(up) }
+        toWorkspaceDirection.abandon()
+        toClientDirection.abandon()
     }
 
-    private func closeDown() {
-        if !sentEOFDown { ssh_channel_send_eof(down); sentEOFDown = true }
-        ssh_channel_close(down)
-        closedDown = true
-    }
-
-    private func reportFailure(_ message: String) {
-        let line = "devenv: your workspace could not start: \(message)\r\n"
-        _ = line.withCString { ssh_channel_write_stderr(down, $0, UInt32(strlen($0))) }
-        ssh_channel_request_send_exit_status(down, 1)
-        sentExit = true
-        closeDown()
-        upClosed = true
-        closedUp = true
+    /// Gives back queue memory of streams that are idle.
+    func trimBuffers() {
+        toWorkspace?.trim()
+        toClient?.trim()
+        toClientStderr.trim()
     }
 
     /// Removes callbacks and frees both channels; idempotent.
@@ -223,6 +311,40 @@ final class ChannelBridge {
             ssh_remove_channel_callbacks(up, upCallbacks)
             ssh_channel_free(up)
         }
+    }
+
+    // MARK: - Events from the peers
+
+    fileprivate func clientClosedChannel() {
+        toWorkspaceDirection.sourceClosedChannel()
+        toClientDirection.sinkLost()
+        discardToClient()
+    }
+
+    fileprivate func workspaceClosedChannel() {
+        toClientDirection.sourceClosedChannel()
+        toWorkspaceDirection.sinkLost()
+        toWorkspace?.discard()
+    }
+
+    fileprivate func workspaceReported(_ exit: ChannelExit) {
+        self.exit = exit
+        toClientDirection.sourceReported(exit)
+    }
+
+    /// Data from the client: taken by the stream unless nothing goes to the workspace any more.
+    fileprivate func acceptFromClient(_ bytes: UnsafeRawBufferPointer, isStderr: Bool) -> Int {
+        // Client stderr is not part of any session protocol, and without a workspace or
+        // once its channel is gone there is nowhere to send data: consumed and dropped.
+        guard !isStderr, let toWorkspace, toWorkspaceDirection.phase != .closed else { return bytes.count }
+        return toWorkspace.accept(bytes)
+    }
+
+    fileprivate func acceptFromWorkspace(_ bytes: UnsafeRawBufferPointer, isStderr: Bool) -> Int {
+        guard let stream = isStderr ? toClientStderr : toClient, toClientDirection.phase != .closed else {
+            return bytes.count
+        }
+        return stream.accept(bytes)
     }
 
     // MARK: - Downstream requests (from the client)
@@ -282,14 +404,19 @@ final class ChannelBridge {
     func requestAgent() {
         guard let up else { return }
         // Sent without want-reply: the workspace's sshd then offers SSH_AUTH_SOCK.
-        ssh_channel_request_auth_agent(up)
+        guard ssh_channel_request_auth_agent(up) != SSH_ERROR else {
+            connection.log("the workspace refused agent forwarding on \(kind) channel")
+            return
+        }
         connection.log("agent forwarding enabled on \(kind) channel")
         connection.recordForwarding(AuditForwarding(kind: .agent))
     }
 
     func forwardSignal(_ name: String) {
         guard let up else { return }
-        ssh_channel_request_send_signal(up, name)
+        if ssh_channel_request_send_signal(up, name) == SSH_ERROR {
+            connection.log("could not pass signal \(name) to the workspace")
+        }
     }
 
     // MARK: - Callback tables
@@ -298,17 +425,13 @@ final class ChannelBridge {
                                                    agentForwarding: Bool) {
         table.initialize(to: ssh_channel_callbacks_struct())
         devenv_ssh_init_channel_callbacks(table)
-        table.pointee.channel_data_function = { _, _, _, length, isStderr, userdata in
-            // Client stderr data is not part of any session protocol, and without a workspace
-            // there is nowhere to send data: consume and drop it.
-            guard let bridge = bridge(userdata), isStderr == 0, let toUpstream = bridge.toUpstream else {
-                return Int32(length)
-            }
-            toUpstream.noteBuffered(Int(length))
-            return 0
+        table.pointee.channel_data_function = { _, _, data, length, isStderr, userdata in
+            guard let bridge = bridge(userdata) else { return Int32(length) }
+            return Int32(bridge.acceptFromClient(UnsafeRawBufferPointer(start: data, count: Int(length)),
+                                                 isStderr: isStderr != 0))
         }
-        table.pointee.channel_eof_function = { _, _, userdata in bridge(userdata)?.downEOF = true }
-        table.pointee.channel_close_function = { _, _, userdata in bridge(userdata)?.downClosed = true }
+        table.pointee.channel_eof_function = { _, _, userdata in bridge(userdata)?.toWorkspaceDirection.sourceSentEOF() }
+        table.pointee.channel_close_function = { _, _, userdata in bridge(userdata)?.clientClosedChannel() }
         table.pointee.channel_signal_function = { _, _, signal, userdata in
             bridge(userdata)?.forwardSignal(text(signal))
         }
@@ -340,18 +463,18 @@ final class ChannelBridge {
     private static func installUpstreamCallbacks(_ table: UnsafeMutablePointer<ssh_channel_callbacks_struct>) {
         table.initialize(to: ssh_channel_callbacks_struct())
         devenv_ssh_init_channel_callbacks(table)
-        table.pointee.channel_data_function = { _, _, _, length, isStderr, userdata in
+        table.pointee.channel_data_function = { _, _, data, length, isStderr, userdata in
             guard let bridge = bridge(userdata) else { return Int32(length) }
-            (isStderr != 0 ? bridge.toClientStderr : bridge.toClient)?.noteBuffered(Int(length))
-            return 0
+            return Int32(bridge.acceptFromWorkspace(UnsafeRawBufferPointer(start: data, count: Int(length)),
+                                                    isStderr: isStderr != 0))
         }
-        table.pointee.channel_eof_function = { _, _, userdata in bridge(userdata)?.upEOF = true }
-        table.pointee.channel_close_function = { _, _, userdata in bridge(userdata)?.upClosed = true }
+        table.pointee.channel_eof_function = { _, _, userdata in bridge(userdata)?.toClientDirection.sourceSentEOF() }
+        table.pointee.channel_close_function = { _, _, userdata in bridge(userdata)?.workspaceClosedChannel() }
         table.pointee.channel_exit_status_function = { _, _, status, userdata in
-            bridge(userdata)?.exitStatus = status
+            bridge(userdata)?.workspaceReported(.status(status))
         }
         table.pointee.channel_exit_signal_function = { _, _, signal, core, message, _, userdata in
-            bridge(userdata)?.exitSignal = (text(signal), core != 0, text(message))
+            bridge(userdata)?.workspaceReported(.signal(name: text(signal), coreDumped: core != 0, message: text(message)))
         }
     }
 }

@@ -24,7 +24,16 @@ final class ClientConnection {
     /// Channels the workspace opened (agent, forwarded ports) that still need their twin
     /// opened towards the client, which is done outside libssh callbacks.
     var pendingReverseChannels: [PendingReverseChannel] = []
-    private var buffer = [UInt8](repeating: 0, count: 256 * 1024)
+    /// What may wait in libssh's send buffers of each session before the bridge stops
+    /// reading the other side.
+    private(set) lazy var clientBudget = OutboundBudget(session: session, limit: Self.outboundLimit)
+    private(set) var upstreamBudget: OutboundBudget?
+    static let outboundLimit = 1024 * 1024
+    /// Bytes received from one side and not yet written to the other at which that side is
+    /// no longer read (see `applyBackPressure`).
+    static let pauseLimit = 4 * 1024 * 1024
+    private var upstreamPaused = false
+    private var clientPaused = false
 
     private var authenticatedUser: UserName?
     /// The audit trail's view of this connection: its session id and source.
@@ -189,7 +198,7 @@ final class ClientConnection {
         server.audit.record(.sessionEnd(auditConnection, user: user.value, channel: channel,
                                         duration: Date().timeIntervalSince(bridge.opened),
                                         bytesIn: bridge.bytesToWorkspace, bytesOut: bridge.bytesToClient,
-                                        exitStatus: bridge.exitStatus.map(Int.init), exitSignal: bridge.exitSignal?.name,
+                                        exitStatus: bridge.exit?.status.map(Int.init), exitSignal: bridge.exit?.signalName,
                                         container: server.workspaces.settings.containerName(for: user)))
     }
 
@@ -230,6 +239,7 @@ final class ClientConnection {
             ssh_set_callbacks(upstream.session, upstreamCallbacks)
             installUpstreamMessageHandler(upstream.session)
             ssh_event_add_session(event, upstream.session)
+            upstreamBudget = OutboundBudget(session: upstream.session, limit: Self.outboundLimit)
             self.upstream = upstream
         } catch {
             workspaceFailure = "\(error)"
@@ -276,10 +286,17 @@ final class ClientConnection {
             }
             openPendingReverseChannels()
             var progress = true
+            var movedAny = false
             while progress {
                 progress = false
-                for bridge in bridges where bridge.advance(buffer: &buffer) { progress = true }
+                for bridge in bridges where bridge.advance() { progress = true }
+                movedAny = movedAny || progress
             }
+            if rc == SSH_AGAIN && !movedAny {
+                // A quiet poll: idle channels give their queue memory back.
+                bridges.forEach { $0.trimBuffers() }
+            }
+            applyBackPressure()
             bridges.removeAll { bridge in
                 guard bridge.isFinished else { return false }
                 logger.info("channel closed", metadata: [
@@ -298,6 +315,29 @@ final class ClientConnection {
         }
         // Let libssh flush what is still buffered for the client (closing messages).
         ssh_blocking_flush(session, 2000)
+    }
+
+    /// Stops reading a session while more than `pauseLimit` bytes received from it wait to be
+    /// written, and reads it again below half that. Each channel's window already holds back
+    /// its peer, but libssh grants a new window whenever the stream that just received has
+    /// little buffered, even while the channel's other stream holds much, so this is the
+    /// bound that always holds. Never both sessions at once: each needs the other read
+    /// (window adjustments) to drain.
+    private func applyBackPressure() {
+        guard let event, let upstream else { return }
+        let fromWorkspace = bridges.reduce(0) { $0 + $1.pendingCount(fromWorkspace: true) }
+        let fromClient = bridges.reduce(0) { $0 + $1.pendingCount(fromWorkspace: false) }
+        func pause(_ target: ssh_session, _ held: Int, _ paused: inout Bool, otherPaused: Bool) {
+            if !paused && !otherPaused && held > Self.pauseLimit {
+                ssh_event_remove_session(event, target)
+                paused = true
+            } else if paused && held <= Self.pauseLimit / 2 {
+                ssh_event_add_session(event, target)
+                paused = false
+            }
+        }
+        pause(upstream.session, fromWorkspace, &upstreamPaused, otherPaused: clientPaused)
+        pause(session, fromClient, &clientPaused, otherPaused: upstreamPaused)
     }
 
     private func teardown() {

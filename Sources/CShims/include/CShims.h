@@ -25,4 +25,19 @@ void devenv_ssh_init_server_callbacks(struct ssh_server_callbacks_struct *callba
 void devenv_ssh_init_channel_callbacks(struct ssh_channel_callbacks_struct *callbacks);
 void devenv_ssh_init_session_callbacks(struct ssh_callbacks_struct *callbacks);
 
+/// What the peer declared for a channel, which libssh 0.10 keeps but does not export.
+struct devenv_channel_peer_state {
+    /// The largest data packet the peer accepts (its maximum packet size).
+    uint32_t max_packet;
+    /// Non-zero once the peer sent EOF, even while its data is still buffered.
+    int sent_eof;
+    /// Non-zero once the peer sent close, even while its data is still buffered.
+    int sent_close;
+};
+
+/// Reads the peer's declared maximum packet size, EOF and close of `channel`.
+/// Returns 0, or -1 when the running libssh is not one whose layout this shim knows
+/// (0.10.x and 0.11.x), in which case `state` is left untouched.
+int devenv_ssh_channel_peer_state(ssh_channel channel, struct devenv_channel_peer_state *state);
+
 #endif
