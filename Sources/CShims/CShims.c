@@ -84,5 +84,6 @@ int devenv_ssh_channel_peer_state(ssh_channel channel, struct devenv_channel_pee
     state->max_packet = prefix->remote_maxpacket;
     state->sent_eof = prefix->remote_eof;
     state->sent_close = (prefix->flags & DEVENV_SSH_CHANNEL_FLAG_CLOSED_REMOTE) != 0;
+    state->local_window = prefix->local_window;
     return 0;
 }

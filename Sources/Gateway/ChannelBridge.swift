@@ -20,6 +20,9 @@ final class ChannelBridge {
     /// Workspace to client: stdout, and stderr (which also carries the gateway's own messages).
     private let toClient: ChannelStream?
     private let toClientStderr: ChannelStream
+    /// What each peer may send on its channel, to close a channel whose peer ignores it.
+    private let clientWindow: ReceiveWindowWatch
+    private let workspaceWindow: ReceiveWindowWatch?
     private(set) var toWorkspaceDirection = ChannelDirection()
     private(set) var toClientDirection = ChannelDirection()
 
@@ -51,9 +54,11 @@ final class ChannelBridge {
         self.failureMessage = failureMessage
         self.kind = kind
         self.auditChannel = auditChannel
-        toWorkspace = up.map { ChannelStream(from: down, to: $0, isStderr: false) }
-        toClient = up.map { ChannelStream(from: $0, to: down, isStderr: false) }
-        toClientStderr = ChannelStream(from: up, to: down, isStderr: true)
+        clientWindow = ReceiveWindowWatch(down)
+        workspaceWindow = up.map(ReceiveWindowWatch.init)
+        toWorkspace = up.map { [clientWindow] in ChannelStream(from: down, to: $0, isStderr: false, sourceWindow: clientWindow) }
+        toClient = up.map { [workspaceWindow] in ChannelStream(from: $0, to: down, isStderr: false, sourceWindow: workspaceWindow) }
+        toClientStderr = ChannelStream(from: up, to: down, isStderr: true, sourceWindow: workspaceWindow)
         downCallbacks = .allocate(capacity: 1)
         upCallbacks = .allocate(capacity: 1)
         Self.installDownstreamCallbacks(downCallbacks, agentForwarding: agentForwarding)
@@ -83,15 +88,9 @@ final class ChannelBridge {
     /// Moves data, then sends what each direction is due. Returns true on progress.
     @discardableResult
     func advance() -> Bool {
-        if released { return false }
+        // Finished (or aborted): nothing more to do until the connection frees it.
+        if released || isFinished { return false }
         var progress = false
-        if !peerLimitsChecked {
-            peerLimitsChecked = true
-            if let problem = unacceptablePeerLimits() {
-                abort(problem)
-                return true
-            }
-        }
         if let failureMessage, failureDue {
             failureDue = false
             toClientStderr.enqueue(Array("devenv: your workspace could not start: \(failureMessage)\r\n".utf8))
@@ -117,7 +116,23 @@ final class ChannelBridge {
             if let forwarding = auditChannel?.forwarding { connection.recordForwarding(forwarding) }
             progress = true
         }
+        // Only now are both channels open and their peers' declarations known.
+        if !peerLimitsChecked {
+            peerLimitsChecked = true
+            if let problem = unacceptablePeerLimits() {
+                abort(problem)
+                return true
+            }
+            clientWindow.resynchronize()
+            workspaceWindow?.resynchronize()
+        }
         progress = moveData() || progress
+        for (window, peer) in [(clientWindow, "client"), (workspaceWindow, "workspace")] {
+            if let window, window.isOverrun {
+                abort("the \(peer) sent \(window.excess) bytes past the window it was granted")
+                return true
+            }
+        }
         return performDueActions() || progress
     }
 
@@ -336,7 +351,10 @@ final class ChannelBridge {
     fileprivate func acceptFromClient(_ bytes: UnsafeRawBufferPointer, isStderr: Bool) -> Int {
         // Client stderr is not part of any session protocol, and without a workspace or
         // once its channel is gone there is nowhere to send data: consumed and dropped.
-        guard !isStderr, let toWorkspace, toWorkspaceDirection.phase != .closed else { return bytes.count }
+        guard !isStderr, let toWorkspace, toWorkspaceDirection.phase != .closed else {
+            if toWorkspaceDirection.phase != .closed { clientWindow.received(bytes.count, keptByLibssh: 0) }
+            return bytes.count
+        }
         return toWorkspace.accept(bytes)
     }
 

@@ -7,6 +7,8 @@ struct ChannelPeerState {
     let maxPacket: UInt32
     let sentEOF: Bool
     let sentClose: Bool
+    /// How much the peer may still send before libssh grants more.
+    let window: UInt32
 
     /// Smaller maximum packets are refused: libssh's write loop spins for ever on 10 and
     /// sends one byte per packet on 11. Every real client asks for 16 KiB or more.
@@ -19,5 +21,6 @@ struct ChannelPeerState {
         maxPacket = state.max_packet
         sentEOF = state.sent_eof != 0
         sentClose = state.sent_close != 0
+        window = state.local_window
     }
 }

@@ -29,10 +29,14 @@ final class ChannelStream {
     /// The queue takes new data from the source's callback up to this size.
     static let softLimit = 256 * 1024
 
-    init(from source: ssh_channel?, to sink: ssh_channel, isStderr: Bool) {
+    /// The source channel's window account, shared by its streams.
+    private let sourceWindow: ReceiveWindowWatch?
+
+    init(from source: ssh_channel?, to sink: ssh_channel, isStderr: Bool, sourceWindow: ReceiveWindowWatch?) {
         self.source = source
         self.sink = sink
         self.isStderr = isStderr
+        self.sourceWindow = sourceWindow
     }
 
     /// True while some byte has not been written to the sink yet.
@@ -54,6 +58,7 @@ final class ChannelStream {
         // the bytes to libssh, the read in progress takes them.
         let taken = isFetching ? 0 : min(bytes.count, max(0, Self.softLimit - queue.count))
         queue.append(UnsafeRawBufferPointer(rebasing: bytes[..<taken]))
+        sourceWindow?.received(max(0, bytes.count - heldBySource), keptByLibssh: bytes.count - taken)
         heldBySource = bytes.count - taken
         return taken
     }
@@ -131,6 +136,7 @@ final class ChannelStream {
             }
             heldBySource = max(0, heldBySource - Int(result))
         }
+        sourceWindow?.resynchronize()
         return true
     }
 }

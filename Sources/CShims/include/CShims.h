@@ -33,9 +33,11 @@ struct devenv_channel_peer_state {
     int sent_eof;
     /// Non-zero once the peer sent close, even while its data is still buffered.
     int sent_close;
+    /// The window libssh has left for the peer to send into (0 after an overrun).
+    uint32_t local_window;
 };
 
-/// Reads the peer's declared maximum packet size, EOF and close of `channel`.
+/// Reads the peer's declared maximum packet size, EOF, close and remaining window of `channel`.
 /// Returns 0, or -1 when the running libssh is not one whose layout this shim knows
 /// (0.10.x and 0.11.x), in which case `state` is left untouched.
 int devenv_ssh_channel_peer_state(ssh_channel channel, struct devenv_channel_peer_state *state);
