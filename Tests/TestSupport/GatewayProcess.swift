@@ -208,11 +208,13 @@ open class GatewayTestCase: XCTestCase {
 
     private var backgroundProcesses: [BackgroundProcess] = []
 
-    /// Starts a long-running program that is stopped at tear-down.
+    /// Starts a long-running program that is stopped at tear-down; its stdout goes to
+    /// `outputPath` (a file), or nowhere.
     @discardableResult
     public func startBackground(_ executable: String, _ arguments: [String],
-                                environment: [String: String]? = nil) throws -> BackgroundProcess {
-        let process = try BackgroundProcess(executable, arguments, environment: environment)
+                                environment: [String: String]? = nil,
+                                outputPath: String = "/dev/null") throws -> BackgroundProcess {
+        let process = try BackgroundProcess(executable, arguments, environment: environment, outputPath: outputPath)
         backgroundProcesses.append(process)
         return process
     }
