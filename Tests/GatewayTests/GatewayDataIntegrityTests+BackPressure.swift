@@ -98,6 +98,27 @@ extension GatewayDataIntegrityTests {
         XCTAssertEqual(login.output, "still-serving\n", "a normal login afterwards: status \(login.status) \(login.stderr)")
     }
 
+    // MARK: - A peer that ignores its window
+
+    /// A paramiko client that keeps sending after the window the gateway granted is used up
+    /// (libssh would buffer all of it): the gateway closes that channel, well before 16 MiB.
+    func testClientSendingFarPastItsWindowGetsTheChannelClosed() throws {
+        let before = ProcessFigures.residentBytes(gatewayPID)
+        let client = try startParamiko("overrun", [])
+        XCTAssertTrue(client.finish(within: 60), "the overrunning client did not finish: \(client.output)")
+        let result = client.result ?? [:]
+        print("[integrity] window overrun: \(result)")
+        XCTAssertEqual(result["outcome"] as? String, "closed", "the channel stayed open: \(result)")
+        let sent = result["sent"] as? Int ?? 0
+        let granted = result["granted"] as? Int ?? 0
+        XCTAssertGreaterThan(sent, granted + (1 << 20), "the client did not send far past its window: \(result)")
+        XCTAssertLessThan(sent, 16 << 20, "the gateway took 16 MiB past the window: \(result)")
+        assertMemoryBound(before: before, peak: ProcessFigures.residentBytes(gatewayPID), while: "a client overran its window")
+        XCTAssertTrue(gateway.log.contains("past the window it was granted"), "the gateway's log says why")
+        let login = try runBash("\(ssh()) 'echo still-serving'", timeout: 30)
+        XCTAssertEqual(login.output, "still-serving\n", "a normal login afterwards: status \(login.status) \(login.stderr)")
+    }
+
     // MARK: - Helpers
 
     private func startParamiko(_ mode: String, _ arguments: [String]) throws -> ScriptRun {

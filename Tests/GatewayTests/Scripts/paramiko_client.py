@@ -12,6 +12,9 @@ test waits for, then one JSON result line. Run with /usr/bin/python3 (Debian's p
       opens a session channel advertising a maximum packet size of 10 bytes (paramiko's
       clamp bypassed), asks it to run a command that prints a line, prints "attempted"
       and the outcome, and keeps the connection open until CONTROL exists
+  paramiko_client.py overrun PORT USER KEY CONTROL
+      runs a command that reads nothing, then ignores the window the gateway grants and
+      sends up to 16 MiB; prints {"sent": BYTES, "outcome": "closed" | "open"}
 
 paramiko's debug log (with the CHANNEL_OPEN this script sent) goes to CONTROL.log.
 """
@@ -152,6 +155,28 @@ def tiny_packet(client, control):
     return None
 
 
+def overrun(client):
+    channel = client.get_transport().open_session()
+    channel.exec_command("sleep 60")
+    granted = channel.out_window_size
+    channel.settimeout(10)
+    block = b"x" * 32768
+    sent = 0
+    try:
+        while sent < 16 << 20 and not (channel.closed or channel.eof_received):
+            # Pretend the gateway granted more: paramiko then sends past the real window.
+            channel.out_window_size = 1 << 30
+            sent += channel.send(block)
+    except Exception as error:  # noqa: BLE001 - the gateway closing the channel is the outcome
+        log.debug("send stopped: %s", error)
+    deadline = time.monotonic() + 10
+    while not (channel.closed or channel.eof_received) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return {"granted": granted, "sent": sent,
+            "outcome": "closed" if channel.closed or channel.eof_received else "open",
+            "transport_active": client.get_transport().is_active()}
+
+
 def main(argv):
     mode, port, user, key, control = argv[1], int(argv[2]), argv[3], argv[4], argv[5]
     logging.basicConfig(filename=control + ".log", level=logging.DEBUG,
@@ -162,6 +187,8 @@ def main(argv):
             result = stall_read(client, control, argv[6])
         elif mode == "stall-write":
             result = stall_write(client, argv[6], argv[7])
+        elif mode == "overrun":
+            result = overrun(client)
         elif mode == "tiny-packet":
             result = tiny_packet(client, control)
         else:
