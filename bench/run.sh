@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Benchmarks the gateway against OpenSSH straight to the same workspace's sshd, in one
-# run on one machine, and prints figures and ratios. Not a test: it asserts nothing.
+# run on one machine, and prints figures and ratios. It asserts one thing: every timed
+# transfer moves seeded pseudo-random data and checks the SHA-256 of what arrived; a
+# transfer whose data differs prints no figure, and the script then exits 1.
 #   bench/run.sh [--size-mb N] [--rounds N]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -60,16 +62,47 @@ address=$(docker inspect -f "{{(index .NetworkSettings.Networks \"$prefix\").IPA
 warm_gw=$(for _ in $(seq "$rounds"); do time_of via_gateway true; done | median)
 warm_direct=$(for _ in $(seq "$rounds"); do time_of via_direct true; done | median)
 
-download() { "$1" "head -c ${size_mb}M /dev/zero" | cat >/dev/null; }
-upload() { head -c "${size_mb}M" /dev/zero | "$1" 'cat >/dev/null'; }
-dl_gw=$(time_of download via_gateway); dl_direct=$(time_of download via_direct)
-ul_gw=$(time_of upload via_gateway); ul_direct=$(time_of upload via_direct)
+# The data: the AES-128-CTR keystream of a fixed passphrase (OpenSSL makes the same bytes
+# here and in the workspace image), never /dev/zero. What arrives is hashed inside the
+# timed pipeline, on the receiving end: downloads on the client side of the pipe, uploads
+# by the workspace. The direct OpenSSH runs do exactly the same, so both pay the generator
+# and the hash and the ratios stay fair. openssl dgst hashes SHA-256 about 4x faster than
+# coreutils' sha256sum here (SHA-NI), so it does not dominate the timing.
+generator="openssl enc -aes-128-ctr -pass pass:devenv-bench -nosalt -pbkdf2 </dev/zero 2>/dev/null | head -c ${size_mb}M"
+generate() { (set +o pipefail; eval "$generator"); }  # openssl ends on SIGPIPE when head is done
+hash_stdin='openssl dgst -sha256 -r'
+sent=$(generate | $hash_stdin | cut -d' ' -f1)
 
-rate() { echo "scale=1; $size_mb / $1" | bc; }
-ratio() { echo "scale=2; $1 / $2" | bc; }
+download() { "$1" "$generator" | $hash_stdin; }
+upload() { generate | "$1" "$hash_stdin"; }
+# Prints the seconds a transfer took, or nothing (with the reason on stderr) when the
+# client failed or what arrived is not what was sent.
+timed_transfer() {
+  local start arrived
+  start=$(now)
+  if ! arrived=$("$1" "$2"); then
+    echo "bench: $1 via ${2#via_}: the client failed" >&2; return 0
+  fi
+  local seconds; seconds=$(echo "$(now) - $start" | bc)
+  if [ "${arrived%% *}" != "$sent" ]; then
+    echo "bench: $1 via ${2#via_}: SHA-256 of what arrived (${arrived%% *}) differs from what was sent ($sent)" >&2
+    return 0
+  fi
+  echo "$seconds"
+}
+dl_gw=$(timed_transfer download via_gateway); dl_direct=$(timed_transfer download via_direct)
+ul_gw=$(timed_transfer upload via_gateway); ul_direct=$(timed_transfer upload via_direct)
+
+rate() { if [ -n "$1" ]; then echo "$(echo "scale=1; $size_mb / $1" | bc) MB/s"; else echo FAILED; fi; }
+ratio() { if [ -n "$1" ] && [ -n "$2" ]; then echo "scale=2; $1 / $2" | bc; else echo -; fi; }
 printf '%-28s %12s %12s %8s\n' "measure" "gateway" "direct" "ratio"
 printf '%-28s %11.3fs %12s %8s\n' "cold connect (median of 3)" "$(printf '%s\n' "${cold[@]}" | median)" "-" "-"
 printf '%-28s %11.3fs %11.3fs %8s\n' "warm connect (median of $rounds)" "$warm_gw" "$warm_direct" "$(ratio "$warm_gw" "$warm_direct")"
-printf '%-28s %9s MB/s %7s MB/s %8s\n' "download ${size_mb} MB" "$(rate "$dl_gw")" "$(rate "$dl_direct")" "$(ratio "$dl_direct" "$dl_gw")"
-printf '%-28s %9s MB/s %7s MB/s %8s\n' "upload ${size_mb} MB" "$(rate "$ul_gw")" "$(rate "$ul_direct")" "$(ratio "$ul_direct" "$ul_gw")"
+printf '%-28s %14s %12s %8s\n' "download ${size_mb} MB" "$(rate "$dl_gw")" "$(rate "$dl_direct")" "$(ratio "$dl_direct" "$dl_gw")"
+printf '%-28s %14s %12s %8s\n' "upload ${size_mb} MB" "$(rate "$ul_gw")" "$(rate "$ul_direct")" "$(ratio "$ul_direct" "$ul_gw")"
 echo "(ratios: connect = gateway/direct, lower is better; throughput = gateway/direct, higher is better)"
+echo "(each transfer: seeded data, SHA-256 of what arrived checked, the same way for gateway and direct)"
+if [ -z "$dl_gw" ] || [ -z "$dl_direct" ] || [ -z "$ul_gw" ] || [ -z "$ul_direct" ]; then
+  echo "bench: a transfer did not deliver exactly what was sent; see above" >&2
+  exit 1
+fi

@@ -10,8 +10,18 @@ import XCTest
 /// GatewayDataIntegrityTests+BackPressure.swift.
 final class GatewayDataIntegrityTests: IntegrityTestCase {
     static let twoGiB = 2 << 30
-    /// The size of each file of the per-tool rekeying tests.
-    static let fileSize = 300_000_000
+
+    /// The per-tool cases. RekeyLimit=1M covers every tool both ways with 300 MB files.
+    /// RekeyLimit=256K covers exec and sftp only, with 100 MB files (still 400 key
+    /// exchanges each): exchanges cost a round trip each, and a 300 MB upload at 256K took
+    /// 45 s here against 5 s at 1M.
+    struct Rekeying {
+        let options: [String]
+        let label: String
+        let fileSize: Int
+    }
+    static let everyMiB = Rekeying(options: rekeyEveryMiB, label: "RekeyLimit=1M", fileSize: 300_000_000)
+    static let every256KiB = Rekeying(options: rekeyEvery256KiB, label: "RekeyLimit=256K", fileSize: 100_000_000)
 
     // MARK: - 1. Large streams with the client's default settings
 
@@ -28,29 +38,26 @@ final class GatewayDataIntegrityTests: IntegrityTestCase {
         assertDelivered("ssh exec upload 2 GiB", try upload(data, timeout: 300), sent)
     }
 
-    // MARK: - 2. Each tool, re-keying every MiB or 256 KiB
-    //
-    // RekeyLimit=1M covers every tool both ways; RekeyLimit=256K (four times the key
-    // exchanges, and slower) covers exec and sftp only, to keep the suite within minutes.
+    // MARK: - 2. Each tool, re-keying every MiB or 256 KiB (see `Rekeying`)
 
     func testExecBothWaysRekeyingEveryMiB() throws {
-        try execBothWays(Self.rekeyEveryMiB, "RekeyLimit=1M")
+        try execBothWays(Self.everyMiB)
     }
 
     func testExecBothWaysRekeyingEvery256KiB() throws {
-        try execBothWays(Self.rekeyEvery256KiB, "RekeyLimit=256K")
+        try execBothWays(Self.every256KiB)
     }
 
     func testSFTPGetAndPutRekeyingEveryMiB() throws {
-        try sftpGetAndPut(Self.rekeyEveryMiB, "RekeyLimit=1M")
+        try sftpGetAndPut(Self.everyMiB)
     }
 
     func testSFTPGetAndPutRekeyingEvery256KiB() throws {
-        try sftpGetAndPut(Self.rekeyEvery256KiB, "RekeyLimit=256K")
+        try sftpGetAndPut(Self.every256KiB)
     }
 
     func testSCPBothModesBothWaysRekeyingEveryMiB() throws {
-        let (local, remote) = try makeFilePair("scp")
+        let (local, remote) = try makeFilePair("scp", Self.everyMiB.fileSize)
         for (mode, name, flags) in [("scp (sftp mode)", "sftp", [String]()), ("scp -O (legacy mode)", "legacy", ["-O"])] {
             let put = try runClient("/usr/bin/scp", flags + copyOptions(Self.rekeyEveryMiB)
                                         + [local.path, "alice@127.0.0.1:up-\(name).bin"])
@@ -63,7 +70,7 @@ final class GatewayDataIntegrityTests: IntegrityTestCase {
     }
 
     func testRsyncBothWaysRekeyingEveryMiB() throws {
-        let (local, remote) = try makeFilePair("rsync")
+        let (local, remote) = try makeFilePair("rsync", Self.everyMiB.fileSize)
         let rsh = (["/usr/bin/ssh"] + alice.sshOptions(port: gateway.port) + Self.rekeyEveryMiB).joined(separator: " ")
         let put = try runClient("/usr/bin/rsync", ["-e", rsh, local.path, "alice@127.0.0.1:up-rsync.bin"])
         try checkRemoteFile("rsync upload, RekeyLimit=1M", put, "up-rsync.bin", local.data)
@@ -172,16 +179,18 @@ final class GatewayDataIntegrityTests: IntegrityTestCase {
 
     // MARK: - Helpers
 
-    private func execBothWays(_ rekey: [String], _ label: String) throws {
-        let down = SeededData(seed: "exec-down-\(label)", bytes: Self.fileSize)
-        let up = SeededData(seed: "exec-up-\(label)", bytes: Self.fileSize)
+    private func execBothWays(_ rekeying: Rekeying) throws {
+        let label = rekeying.label
+        let down = SeededData(seed: "exec-down-\(label)", bytes: rekeying.fileSize)
+        let up = SeededData(seed: "exec-up-\(label)", bytes: rekeying.fileSize)
         let (sentDown, sentUp) = (try down.digest(), try up.digest())
-        assertDelivered("ssh exec download, \(label)", try download(down, rekey), sentDown)
-        assertDelivered("ssh exec upload, \(label)", try upload(up, rekey), sentUp)
+        assertDelivered("ssh exec download, \(label)", try download(down, rekeying.options), sentDown)
+        assertDelivered("ssh exec upload, \(label)", try upload(up, rekeying.options), sentUp)
     }
 
-    private func sftpGetAndPut(_ rekey: [String], _ label: String) throws {
-        let (local, remote) = try makeFilePair("sftp-\(label)")
+    private func sftpGetAndPut(_ rekeying: Rekeying) throws {
+        let (label, rekey) = (rekeying.label, rekeying.options)
+        let (local, remote) = try makeFilePair("sftp-\(label)", rekeying.fileSize)
         let back = work.appendingPathComponent("down-sftp.bin").path
         let commands = work.appendingPathComponent("sftp-batch").path
         for (direction, command) in [("put", "put \(local.path) up-sftp.bin"), ("get", "get \(remote.path) \(back)")] {
@@ -195,12 +204,11 @@ final class GatewayDataIntegrityTests: IntegrityTestCase {
         }
     }
 
-    /// A file on the host to upload and a different one in the workspace to download,
-    /// `fileSize` bytes each.
-    private func makeFilePair(_ name: String) throws -> (local: (path: String, data: SeededData),
-                                                          remote: (path: String, data: SeededData)) {
-        let localData = SeededData(seed: "\(name)-local", bytes: Self.fileSize)
-        let remoteData = SeededData(seed: "\(name)-remote", bytes: Self.fileSize)
+    /// A file on the host to upload and a different one in the workspace to download.
+    private func makeFilePair(_ name: String, _ bytes: Int) throws -> (local: (path: String, data: SeededData),
+                                                                        remote: (path: String, data: SeededData)) {
+        let localData = SeededData(seed: "\(name)-local", bytes: bytes)
+        let remoteData = SeededData(seed: "\(name)-remote", bytes: bytes)
         let localPath = try makeLocalFile(localData, "\(name)-local.bin")
         try makeRemoteFile(remoteData, "\(name)-remote.bin")
         return ((localPath, localData), ("\(name)-remote.bin", remoteData))
