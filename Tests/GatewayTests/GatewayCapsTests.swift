@@ -174,6 +174,41 @@ final class GatewayCapsTests: GatewayTestCase {
         }
     }
 
+    /// A connection whose thread cannot start (a pids cgroup at its maximum) is refused with
+    /// the message and leaves no descriptor or thread behind.
+    func testConnectionWithoutAThreadIsRefusedAndLeaksNothing() throws {
+        let pids = "/sys/fs/cgroup/pids"
+        guard FileManager.default.isWritableFile(atPath: pids) else { throw XCTSkip("no writable pids cgroup (v1)") }
+        let alice = try register("alice")
+        try gateway.start()
+        let pid = try XCTUnwrap(gateway.process?.processIdentifier)
+        let group = "\(pids)/devenv-caps-\(pid)"
+        try FileManager.default.createDirectory(atPath: group, withIntermediateDirectories: false)
+        defer {
+            try? "\(pid)".write(toFile: "\(pids)/cgroup.procs", atomically: false, encoding: .utf8)
+            rmdir(group)
+        }
+        try "\(pid)".write(toFile: "\(group)/cgroup.procs", atomically: false, encoding: .utf8)
+        usleep(300_000)  // the start's own probe connection has ended
+        func counts() throws -> (threads: Int, fds: Int) {
+            (try FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task").count,
+             try FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd").count)
+        }
+        let before = try counts()
+        try "\(before.threads)".write(toFile: "\(group)/pids.max", atomically: false, encoding: .utf8)
+
+        for _ in 0..<3 {
+            let refused = try alice.ssh("alice", port: gateway.port, "true")
+            XCTAssertEqual(refused.status, 255)
+            XCTAssertTrue(refused.stderr.contains("the gateway is at its connection limit"), refused.stderr)
+        }
+        XCTAssertTrue(gateway.log.contains("cannot start a thread"), gateway.log)
+        try waitUntil("the refused sockets are closed") { try counts() == before }
+
+        try "max".write(toFile: "\(group)/pids.max", atomically: false, encoding: .utf8)
+        XCTAssertEqual(try alice.ssh("alice", port: gateway.port, "id -un").output, "alice\n")
+    }
+
     // MARK: - Helpers
 
     /// Starts a ControlMaster connection (no session) and waits until it is authenticated;
