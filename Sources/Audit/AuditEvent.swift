@@ -74,6 +74,30 @@ public struct AuditEvent: Sendable {
                           connectionFields(connection) + [(.user, user)] + (key.map(keyFields) ?? []) + [(.reason, reason)])
     }
 
+    // MARK: - Caps
+
+    /// A connection was refused at a cap. `user` is set once the connection had
+    /// authenticated (the per-user cap); `limit` names the cap (`max-connections`,
+    /// `max-connections-per-user`, `file-descriptors`) and `limitValue` its value.
+    public static func connectionRefused(_ connection: AuditConnection, user: String? = nil, limit: String,
+                                         limitValue: Int, reason: String) -> AuditEvent {
+        let who = user.map { " of \(quoted($0))" } ?? ""
+        return AuditEvent(.connectionRefused,
+                          message: "refused connection\(who) from \(from(connection)): \(escaped(reason))",
+                          connectionFields(connection) + [(.user, user), (.limit, limit),
+                                                          (.limitValue, String(limitValue)), (.reason, reason)])
+    }
+
+    /// A channel open was refused at a cap. `channelType` is the SSH channel type asked for.
+    public static func channelRefused(_ connection: AuditConnection, user: String, channelType: String, limit: String,
+                                      limitValue: Int, reason: String) -> AuditEvent {
+        AuditEvent(.channelRefused,
+                   message: "refused \(quoted(channelType)) channel for \(quoted(user)) from \(from(connection)): "
+                       + escaped(reason),
+                   connectionFields(connection) + [(.user, user), (.channelType, channelType), (.limit, limit),
+                                                   (.limitValue, String(limitValue)), (.reason, reason)])
+    }
+
     // MARK: - Sessions (channels)
 
     /// A channel began: a shell, an exec, a subsystem or a forwarding channel.

@@ -3,6 +3,8 @@
 public enum AuditEventType: String, CaseIterable, Sendable {
     case authAccepted = "auth-accepted"
     case authFailed = "auth-failed"
+    case connectionRefused = "connection-refused"
+    case channelRefused = "channel-refused"
     case sessionStart = "session-start"
     case sessionEnd = "session-end"
     case forwardingOpened = "forwarding-opened"
@@ -23,6 +25,8 @@ public enum AuditEventType: String, CaseIterable, Sendable {
         switch self {
         case .authAccepted: return "88d339d69cc94c108d6b7ae50c3dc96a"
         case .authFailed: return "31810941d26448f6ae3206f9bd95b18b"
+        case .connectionRefused: return "6ba090dedbf74973af4920333bac20b6"
+        case .channelRefused: return "39c51f229e2a4ce1b72d85cc08a7b29e"
         case .sessionStart: return "680006d517c849d4966501f198a5a2a4"
         case .sessionEnd: return "2663d93e9b004d729c0ed5c48f92fdc5"
         case .forwardingOpened: return "493daab73f97441d886087f256eb9ddb"
@@ -44,7 +48,7 @@ public enum AuditEventType: String, CaseIterable, Sendable {
     /// normal course of sessions and workspaces is informational.
     public var priority: AuditPriority {
         switch self {
-        case .authFailed, .forwardingRefused, .userAdded, .userRemoved, .keyAdded, .keyRemoved:
+        case .authFailed, .connectionRefused, .channelRefused, .forwardingRefused, .userAdded, .userRemoved, .keyAdded, .keyRemoved:
             return .notice
         default:
             return .info
@@ -81,10 +85,15 @@ public enum AuditField: String, CaseIterable, Sendable {
     case keyComment = "DEVENV_KEY_COMMENT"
     case keyCount = "DEVENV_KEY_COUNT"
     case reason = "DEVENV_REASON"
+    /// The cap a refusal hit, e.g. `max-connections-per-user`, and its value.
+    case limit = "DEVENV_LIMIT"
+    case limitValue = "DEVENV_LIMIT_VALUE"
 
     // Channels ("sessions" in SSH terms) within a connection.
     case channelID = "DEVENV_CHANNEL_ID"
     case channelKind = "DEVENV_CHANNEL_KIND"
+    /// The SSH channel type of a refused channel open, e.g. `session`, `direct-tcpip`.
+    case channelType = "DEVENV_CHANNEL_TYPE"
     case command = "DEVENV_COMMAND"
     case subsystem = "DEVENV_SUBSYSTEM"
     case term = "DEVENV_TERM"

@@ -39,6 +39,7 @@ extension ClientConnection {
     /// Client requests libssh does not handle itself. Returns 0 when answered here,
     /// 1 for libssh's default answer (a refusal).
     private func handleClientMessage(_ message: ssh_message) -> Int32 {
+        if refusing { return 0 }  // no answer: see prepareToSendDisconnect
         let type = ssh_message_type(message), subtype = ssh_message_subtype(message)
         switch (type, subtype) {
         case (Int32(SSH_REQUEST_CHANNEL_OPEN.rawValue), Int32(SSH_CHANNEL_DIRECT_TCPIP.rawValue)):
@@ -64,6 +65,7 @@ extension ClientConnection {
               server.configuration.forwarding.contains(.remote) else {
             return 1  // e.g. sshd's keep-alive: a failure reply proves we are alive
         }
+        guard admitsChannel(type: "forwarded-tcpip") else { return 1 }
         let kind = PendingReverseChannel.Kind.forwardedTCPIP(
             address: text(ssh_message_channel_request_open_destination(message)),
             port: ssh_message_channel_request_open_destination_port(message),
@@ -79,6 +81,7 @@ extension ClientConnection {
     /// The workspace's sshd opens an agent channel for a process that uses SSH_AUTH_SOCK.
     func acceptAgentChannelFromWorkspace() -> ssh_channel? {
         guard server.configuration.forwarding.contains(.agent), let upstream,
+              admitsChannel(type: "auth-agent@openssh.com"),
               let channel = ssh_channel_new(upstream.session) else { return nil }
         pendingReverseChannels.append(PendingReverseChannel(upstreamChannel: channel, kind: .agent))
         return channel
@@ -99,7 +102,9 @@ extension ClientConnection {
             recordForwarding(forwarding, refusedBecause: "refused by policy")
             return 1
         }
-        guard let upstream, let upChannel = ssh_channel_new(upstream.session) else { return 1 }
+        guard admitsChannel(type: "direct-tcpip"), let upstream, let upChannel = ssh_channel_new(upstream.session) else {
+            return 1
+        }
         // The connection is made by the workspace's sshd, from inside the workspace. Its
         // answer may take long (a filtered address), so the open completes without blocking
         // and the client's channel is closed if it fails.

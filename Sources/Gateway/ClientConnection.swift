@@ -44,6 +44,13 @@ final class ClientConnection {
     private var authAttempts = 0
     private var tooManyAttempts = false
     private let started = Date()
+    /// Set when the connection is refused after authentication: teardown then waits for the
+    /// client to close, because closing with the client's data unread (its channel open,
+    /// sent right after authentication) sends a reset that loses the disconnect message.
+    private var waitForClientAfterDisconnect = false
+    /// Set while the connection is being refused: the client's requests get no answer at all,
+    /// so nothing is written before the disconnect message (see `prepareToSendDisconnect`).
+    private(set) var refusing = false
 
     init(server: GatewayServer, session: ssh_session, peerHost: String, peerPort: Int) {
         self.server = server
@@ -104,11 +111,42 @@ final class ClientConnection {
             return
         }
         server.preAuth.remove(preAuthToken)
+        guard server.connections.claim(user) else {
+            refuseOverUserCap(user)
+            prepareToSendDisconnect()
+            return
+        }
+        defer { server.connections.unclaim(user) }
         // Counted before the workspace is ensured, so the idle reaper never stops it under us.
         server.activity.sessionStarted(user)
         defer { server.activity.sessionEnded(user) }
         prepareWorkspace()
         bridgeUntilDone()
+    }
+
+    /// Tells the client, in the disconnect message OpenSSH prints, that `user` holds all
+    /// the connections they may; logs and audits the refusal.
+    private func refuseOverUserCap(_ user: UserName) {
+        let cap = server.connections.maxPerUser
+        let reason = "\(user.value) already has \(cap) \(cap == 1 ? "connection" : "connections") open"
+        logger.notice("connection refused", metadata: ["limit": "max-connections-per-user", "reason": .string(reason)])
+        server.audit.record(.connectionRefused(auditConnection, user: user.value, limit: "max-connections-per-user",
+                                               limitValue: cap, reason: reason))
+        // Sent by ssh_disconnect at teardown.
+        refusing = true
+        waitForClientAfterDisconnect = true
+        ssh_session_set_disconnect_message(session, "devenv-gw: \(reason) (the limit per user); "
+                                           + "close one and try again")
+    }
+
+    /// libssh writes a packet at once only after a poll saw the socket writable since its
+    /// last write, and ssh_disconnect closes the socket right after queueing the disconnect,
+    /// so without this poll the message (sent just after the auth reply) is dropped unsent.
+    /// The client's channel open is left unanswered meanwhile: answering it would be another
+    /// write, and a refused session makes OpenSSH quit before it reads the disconnect.
+    private func prepareToSendDisconnect() {
+        serverCallbacks.pointee.channel_open_request_session_function = nil
+        ssh_event_dopoll(event, 100)
     }
 
     private var errorText: String { String(cString: ssh_get_error(UnsafeMutableRawPointer(session))) }
@@ -257,7 +295,9 @@ final class ClientConnection {
     }
 
     private func openSessionChannel() -> ssh_channel? {
-        guard authenticatedUser != nil, let channel = ssh_channel_new(session) else { return nil }
+        guard authenticatedUser != nil, admitsChannel(type: "session"), let channel = ssh_channel_new(session) else {
+            return nil
+        }
         var upChannel: ssh_channel?
         var failure = workspaceFailure
         if let upstream {
@@ -267,6 +307,22 @@ final class ClientConnection {
         bridges.append(ChannelBridge(connection: self, down: channel, up: upChannel, failureMessage: failure,
                                      agentForwarding: server.configuration.forwarding.contains(.agent)))
         return channel
+    }
+
+    /// Whether one more channel of `type` fits under max-channels-per-connection. A refusal
+    /// is logged and audited; the caller answers the open with a failure, which OpenSSH
+    /// reports as "open failed".
+    func admitsChannel(type: String) -> Bool {
+        let cap = server.configuration.maxChannelsPerConnection
+        guard bridges.count + pendingReverseChannels.count >= cap else { return true }
+        let reason = "\(cap) channels open on this connection"
+        logger.notice("channel refused", metadata: ["type": .string(type), "limit": "max-channels-per-connection",
+                                                    "reason": .string(reason)])
+        if let user = authenticatedUser {
+            server.audit.record(.channelRefused(auditConnection, user: user.value, channelType: type,
+                                                limit: "max-channels-per-connection", limitValue: cap, reason: reason))
+        }
+        return false
     }
 
     // MARK: - Bridging
@@ -340,6 +396,22 @@ final class ClientConnection {
         pause(session, fromClient, &clientPaused, otherPaused: upstreamPaused)
     }
 
+    /// Ends our side of `fd`, reads and drops what the peer still sends until it closes or
+    /// `seconds` pass, then closes `fd`.
+    private static func closeWhenPeerCloses(_ fd: Int32, within seconds: TimeInterval) {
+        shutdown(fd, Int32(SHUT_WR))
+        let deadline = Date().addingTimeInterval(seconds)
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while Date() < deadline {
+            var entry = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            guard poll(&entry, 1, 100) >= 0 || errno == EINTR else { break }
+            guard entry.revents != 0 else { continue }
+            let count = recv(fd, &buffer, buffer.count, Int32(MSG_DONTWAIT))
+            if count == 0 || (count < 0 && errno != EAGAIN && errno != EINTR) { break }
+        }
+        close(fd)
+    }
+
     private func teardown() {
         for bridge in bridges { bridge.release() }
         bridges.removeAll()
@@ -351,7 +423,10 @@ final class ClientConnection {
             ssh_event_free(event)
         }
         upstream = nil
+        // A second descriptor keeps the socket open while libssh sends the disconnect and closes its own.
+        let kept = waitForClientAfterDisconnect ? fcntl(ssh_get_fd(session), F_DUPFD_CLOEXEC, 0) : -1
         ssh_disconnect(session)
+        if kept >= 0 { Self.closeWhenPeerCloses(kept, within: 2) }
         ssh_free(session)
         if let user = authenticatedUser {
             logger.info("disconnected", metadata: ["user": .string(user.value)])

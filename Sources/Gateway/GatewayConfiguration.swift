@@ -17,6 +17,14 @@ public struct GatewayConfiguration: Sendable {
     /// sockets cannot lock registered users out.
     public var maxUnauthenticated = 256
     public var maxUnauthenticatedPerSource = 64
+    /// Connections at once, authenticated and not. Beyond it a new connection is told so
+    /// and closed before any key exchange, so a flood costs no thread and no crypto.
+    public var maxConnections = 1000
+    /// Connections one user may hold at once (each ControlMaster counts once); room for a
+    /// few terminals, an IDE and a file sync per developer.
+    public var maxConnectionsPerUser = 10
+    /// Channels (sessions and forwarded connections) open at once on one connection.
+    public var maxChannelsPerConnection = 64
     /// Timeout for the upstream hop's blocking steps (connect, auth, channel requests).
     public var upstreamTimeout: TimeInterval = 20
     /// Which kinds of forwarding users may use; everything they forward happens inside

@@ -27,7 +27,10 @@ public final class GatewayServer: @unchecked Sendable {
     private var stopping = false
     private var acceptThread: Thread?
     private let finished = DispatchSemaphore(value: 0)
-    private var activeConnections = 0
+    /// Open connections, in total and per user (max-connections, max-connections-per-user).
+    let connections: ConnectionCounter
+    /// Connections refused at accept, until the client has read why.
+    private let refused = RefusedSockets()
 
     /// Loads (or on first start creates) the host keys and upstream key, and opens the listeners.
     public init(configuration: GatewayConfiguration, accounts: GatewayAccounts, workspaces: WorkspaceManager,
@@ -42,6 +45,8 @@ public final class GatewayServer: @unchecked Sendable {
         reaper = configuration.idleLimit.map {
             IdleWorkspaceReaper(limit: $0, activity: activity, workspaces: workspaces, audit: audit, logger: logger)
         }
+        connections = ConnectionCounter(maxTotal: configuration.maxConnections,
+                                        maxPerUser: configuration.maxConnectionsPerUser)
         preAuth = PreAuthLimiter(maxTotal: configuration.maxUnauthenticated,
                                  maxPerSource: configuration.maxUnauthenticatedPerSource)
         let hostKeyPaths = try Self.prepareHostKeys(in: configuration.hostKeyDirectory, logger: logger)
@@ -113,10 +118,7 @@ public final class GatewayServer: @unchecked Sendable {
         _ = finished.wait(timeout: .now() + 2)
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
-            stateLock.lock()
-            let active = activeConnections
-            stateLock.unlock()
-            if active == 0 { break }
+            if connections.count == 0 { break }
             usleep(50_000)
         }
         logger.info("stopped")
@@ -125,53 +127,106 @@ public final class GatewayServer: @unchecked Sendable {
     // MARK: - Accepting
 
     private func acceptLoop() {
-        defer { finished.signal() }
-        var pollSet = listeners.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
+        defer {
+            refused.closeAll()
+            finished.signal()
+        }
+        var backoff = AcceptBackoff()
         while !isStopping {
+            var pollSet = (listeners + refused.descriptors).map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
             let ready = poll(&pollSet, nfds_t(pollSet.count), 250)
+            refused.closeExpired()
             guard ready > 0 else { continue }
-            for index in pollSet.indices where pollSet[index].revents & Int16(POLLIN) != 0 {
-                acceptOne(from: pollSet[index].fd)
+            for entry in pollSet.dropFirst(listeners.count) where entry.revents != 0 {
+                refused.serviceReadable(entry.fd)
+            }
+            for entry in pollSet.prefix(listeners.count) where entry.revents & Int16(POLLIN) != 0 {
+                if let error = acceptOne(from: entry.fd) {
+                    // Out of descriptors (or kernel memory): the connection stays queued and
+                    // the listener stays readable, so retrying at once would spin.
+                    let delay = backoff.next()
+                    logger.error("accept failed, retrying in \(Int(delay * 1000)) ms: \(String(cString: strerror(error)))")
+                    usleep(UInt32(delay * 1_000_000))
+                    break
+                }
+                backoff.reset()
             }
         }
     }
 
-    private func acceptOne(from listener: Int32) {
+    /// Accepts one connection from `listener` and starts it, or refuses it at a cap.
+    /// Returns errno when accept failed for lack of resources.
+    private func acceptOne(from listener: Int32) -> Int32? {
         var address = sockaddr_storage()
         var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
         let fd = withUnsafeMutablePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { accept(listener, $0, &length) }
         }
-        guard fd >= 0 else { return }
+        guard fd >= 0 else {
+            let error = errno
+            return [EMFILE, ENFILE, ENOBUFS, ENOMEM].contains(error) ? error : nil
+        }
         _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
         var one: Int32 = 1
         setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
         let peer = Self.describe(address)
-        guard let session = ssh_new() else { close(fd); return }
+        if let fds = FileDescriptorLimit.exhaustion() {
+            // Kept sockets would eat the reserve itself, so only a few are kept.
+            refuse(fd, peer: peer, limit: "file-descriptors", value: fds.limit,
+                   reason: "\(fds.open) of \(fds.limit) file descriptors in use",
+                   lingerLimit: FileDescriptorLimit.reserve(for: fds.limit) / 4)
+            return nil
+        }
+        guard connections.admit() else {
+            refuse(fd, peer: peer, limit: "max-connections", value: connections.maxTotal,
+                   reason: "\(connections.maxTotal) connections open")
+            return nil
+        }
+        guard let thread = ConnectionThread.spawn(name: "devenv-gw conn") else {
+            connections.release()
+            refuse(fd, peer: peer, limit: "threads", value: connections.count, reason: "cannot start a thread")
+            return nil
+        }
+        guard let session = ssh_new() else {
+            thread.cancel()
+            connections.release()
+            close(fd)
+            return nil
+        }
         guard ssh_bind_accept_fd(bind, session, fd) == SSH_OK else {
             logger.error("cannot accept: \(String(cString: ssh_get_error(UnsafeMutableRawPointer(bind))))")
+            thread.cancel()
+            connections.release()
             ssh_free(session)
             close(fd)
-            return
+            return nil
         }
         var timeout = Int(configuration.authDeadline.rounded(.up))
         ssh_options_set(session, SSH_OPTIONS_TIMEOUT, &timeout)
         // An evicted pre-auth connection is shut down; its own thread sees the error and ends.
         let token = preAuth.admit(source: peer.host) { shutdown(fd, Int32(SHUT_RDWR)) }
         let connection = ClientConnection(server: self, session: session, peerHost: peer.host, peerPort: peer.port)
-        stateLock.lock()
-        activeConnections += 1
-        stateLock.unlock()
-        let thread = Thread { [self] in
+        thread.run { [self] in
             connection.run(preAuthToken: token)
-            stateLock.lock()
-            activeConnections -= 1
-            stateLock.unlock()
+            connections.release()
         }
-        thread.stackSize = 1 << 20
-        thread.name = "devenv-gw connection"
-        thread.start()
+        return nil
     }
+
+    /// Refuses a connection at a cap before any key exchange: the client is told, and the
+    /// refusal is logged and audited.
+    private func refuse(_ fd: Int32, peer: (host: String, port: Int), limit: String, value: Int, reason: String,
+                        lingerLimit: Int = RefusedSockets.maxLingering) {
+        refused.refuse(fd, text: Self.busyText, lingerLimit: lingerLimit)
+        logger.notice("connection refused", metadata: [
+            "peer": .string("\(peer.host):\(peer.port)"), "limit": .string(limit), "reason": .string(reason),
+        ])
+        audit.record(.connectionRefused(AuditConnection(sourceAddress: peer.host, sourcePort: peer.port),
+                                        limit: limit, limitValue: value, reason: reason))
+    }
+
+    /// What a client refused at the gateway's own caps is told.
+    static let busyText = "devenv-gw: the gateway is at its connection limit; try again later"
 
     private static func describe(_ storage: sockaddr_storage) -> (host: String, port: Int) {
         var storage = storage

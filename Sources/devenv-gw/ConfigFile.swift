@@ -15,6 +15,9 @@ enum ConfigKey: String, CaseIterable {
     case maxAuthTries = "max-auth-tries"
     case maxStartups = "max-startups"
     case maxStartupsPerSource = "max-startups-per-source"
+    case maxConnections = "max-connections"
+    case maxConnectionsPerUser = "max-connections-per-user"
+    case maxChannelsPerConnection = "max-channels-per-connection"
     case idleTimeout = "idle-timeout"
     case forwarding
     case image
@@ -41,7 +44,8 @@ enum ConfigKey: String, CaseIterable {
         case .stateDir, .prefix, .audit, .hostkeys, .image, .forwarding: return .string
         case .listen: return .addresses
         case .authTimeout, .idleTimeout: return .seconds
-        case .maxAuthTries, .maxStartups, .maxStartupsPerSource, .memoryMib, .pidsLimit, .cpuShares: return .integer
+        case .maxAuthTries, .maxStartups, .maxStartupsPerSource, .maxConnections, .maxConnectionsPerUser,
+             .maxChannelsPerConnection, .memoryMib, .pidsLimit, .cpuShares: return .integer
         }
     }
 
@@ -72,8 +76,11 @@ enum ConfigKey: String, CaseIterable {
             }
         case (.maxAuthTries, .integer(let count)):
             return (1...1000).contains(count) ? nil : "must be 1 to 1000"
-        case (.maxStartups, .integer(let count)), (.maxStartupsPerSource, .integer(let count)):
+        case (.maxStartups, .integer(let count)), (.maxStartupsPerSource, .integer(let count)),
+             (.maxConnections, .integer(let count)), (.maxConnectionsPerUser, .integer(let count)):
             return count >= 1 && count <= 1_000_000 ? nil : "must be 1 to 1000000"
+        case (.maxChannelsPerConnection, .integer(let count)):
+            return count >= 1 && count <= 100_000 ? nil : "must be 1 to 100000"
         case (.memoryMib, .integer(let mib)):
             return mib >= 64 && mib <= 16 * 1024 * 1024 ? nil : "must be at least 64"
         case (.pidsLimit, .integer(let count)):

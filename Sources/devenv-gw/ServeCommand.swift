@@ -40,6 +40,17 @@ struct ServeCommand: ParsableCommand {
                 + "(config max-startups-per-source; default 64)."))
     var maxStartupsPerSource: Int?
 
+    @Option(help: ArgumentHelp("Connections allowed at once, authenticated and not; beyond it new ones are told "
+                + "to retry (config max-connections; default 1000)."))
+    var maxConnections: Int?
+
+    @Option(help: "Connections one user may hold at once (config max-connections-per-user; default 10).")
+    var maxConnectionsPerUser: Int?
+
+    @Option(help: ArgumentHelp("Channels (sessions, forwarded connections) open at once on one connection "
+                + "(config max-channels-per-connection; default 64)."))
+    var maxChannelsPerConnection: Int?
+
     @Flag(help: "Print the settings serve would run with, as a config file, and exit.")
     var printConfig = false
 
@@ -63,6 +74,12 @@ struct ServeCommand: ParsableCommand {
         let configuration = settings.gateway
         logger.info("audit events go to \(audit.destinationDescription)")
         if let path = settings.configPath { logger.info("settings from \(path)") }
+        // Each connection holds two or three descriptors; the usual soft limit of 1024 is
+        // too few for 500 users.
+        if let files = FileDescriptorLimit.raiseSoftLimitToHard() {
+            let raised = files.limit != files.previous ? " (raised from \(files.previous))" : ""
+            logger.info("file descriptor limit \(files.limit)\(raised)")
+        }
 
         let server = try GatewayServer(configuration: configuration, accounts: RegistryAccounts(registry: registry),
                                        workspaces: manager, activity: global.activityLog(), audit: audit, logger: logger)

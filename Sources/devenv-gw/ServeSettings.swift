@@ -30,7 +30,10 @@ struct ServeSettings {
         if let seconds = command.idleTimeout { try ConfigKey.idleTimeout.checkFlag(.number(seconds)) }
         if let kinds = command.forwarding { try ConfigKey.forwarding.checkFlag(.string(kinds)) }
         for (key, value) in [(ConfigKey.maxAuthTries, command.maxAuthTries), (.maxStartups, command.maxStartups),
-                             (.maxStartupsPerSource, command.maxStartupsPerSource)] {
+                             (.maxStartupsPerSource, command.maxStartupsPerSource),
+                             (.maxConnections, command.maxConnections),
+                             (.maxConnectionsPerUser, command.maxConnectionsPerUser),
+                             (.maxChannelsPerConnection, command.maxChannelsPerConnection)] {
             if let value { try key.checkFlag(.integer(value)) }
         }
 
@@ -44,6 +47,11 @@ struct ServeSettings {
         gateway.maxUnauthenticated = command.maxStartups ?? file.integer(.maxStartups) ?? gateway.maxUnauthenticated
         gateway.maxUnauthenticatedPerSource = command.maxStartupsPerSource ?? file.integer(.maxStartupsPerSource)
             ?? gateway.maxUnauthenticatedPerSource
+        gateway.maxConnections = command.maxConnections ?? file.integer(.maxConnections) ?? gateway.maxConnections
+        gateway.maxConnectionsPerUser = command.maxConnectionsPerUser ?? file.integer(.maxConnectionsPerUser)
+            ?? gateway.maxConnectionsPerUser
+        gateway.maxChannelsPerConnection = command.maxChannelsPerConnection ?? file.integer(.maxChannelsPerConnection)
+            ?? gateway.maxChannelsPerConnection
         if let seconds = command.idleTimeout ?? file.number(.idleTimeout) { gateway.idleLimit = seconds > 0 ? seconds : nil }
         // Checked above or when the file was read.
         if let kinds = command.forwarding ?? file.string(.forwarding) { gateway.forwarding = try ForwardingPolicy(parsing: kinds) }
@@ -64,6 +72,9 @@ extension ServeSettings {
             (.maxAuthTries, "\(gateway.maxAuthAttempts)"),
             (.maxStartups, "\(gateway.maxUnauthenticated)"),
             (.maxStartupsPerSource, "\(gateway.maxUnauthenticatedPerSource)"),
+            (.maxConnections, "\(gateway.maxConnections)"),
+            (.maxConnectionsPerUser, "\(gateway.maxConnectionsPerUser)"),
+            (.maxChannelsPerConnection, "\(gateway.maxChannelsPerConnection)"),
             (.idleTimeout, "\(gateway.idleLimit ?? 0)"),
             (.forwarding, quoted(gateway.forwarding.description)),
             (.image, quoted(workspace.image)),

@@ -28,6 +28,9 @@ final class ServeConfigTests: XCTestCase {
         max-auth-tries = 3
         max-startups = 100
         max-startups-per-source = 7
+        max-connections = 900
+        max-connections-per-user = 4
+        max-channels-per-connection = 16
         idle-timeout = 5.0
         forwarding = "local,agent"
         image = "example/workspace:2"
@@ -55,6 +58,7 @@ final class ServeConfigTests: XCTestCase {
         let flags = ["--state-dir", "/flag/state", "--prefix", "flagged", "--audit", "journald",
                      "--listen", "0.0.0.0:2022", "--hostkeys", "/flag/keys", "--auth-timeout", "9",
                      "--max-auth-tries", "4", "--max-startups", "50", "--max-startups-per-source", "5",
+                     "--max-connections", "20", "--max-connections-per-user", "2", "--max-channels-per-connection", "3",
                      "--idle-timeout", "0", "--forwarding", "none",
                      "--image", "flag/image:1", "--memory-mib", "1024", "--pids-limit", "300", "--cpu-shares", "100"]
         let flagged = try serve(["--print-config", "--config", config] + flags)
@@ -62,7 +66,8 @@ final class ServeConfigTests: XCTestCase {
         XCTAssertEqual(settings(flagged.output), [
             "state-dir": "\"/flag/state\"", "prefix": "\"flagged\"", "audit": "\"journald\"", "listen": "[\"0.0.0.0:2022\"]",
             "hostkeys": "\"/flag/keys\"", "auth-timeout": "9.0", "max-auth-tries": "4", "max-startups": "50",
-            "max-startups-per-source": "5", "idle-timeout": "0.0", "forwarding": "\"none\"", "image": "\"flag/image:1\"", "memory-mib": "1024", "pids-limit": "300",
+            "max-startups-per-source": "5", "max-connections": "20", "max-connections-per-user": "2",
+            "max-channels-per-connection": "3", "idle-timeout": "0.0", "forwarding": "\"none\"", "image": "\"flag/image:1\"", "memory-mib": "1024", "pids-limit": "300",
             "cpu-shares": "100",
         ])
 
@@ -81,7 +86,8 @@ final class ServeConfigTests: XCTestCase {
         XCTAssertEqual(settings(try serve(["--print-config", "--config", partial]).output), [
             "state-dir": "\"/srv/devenv\"", "prefix": "\"devenv\"", "audit": "\"auto\"", "listen": "[\"0.0.0.0:22\"]",
             "hostkeys": "\"/srv/devenv/hostkeys\"", "auth-timeout": "30.0", "max-auth-tries": "10", "max-startups": "256",
-            "max-startups-per-source": "64", "idle-timeout": "3600.0", "forwarding": "\"local,remote,agent\"",
+            "max-startups-per-source": "64", "max-connections": "1000", "max-connections-per-user": "10",
+            "max-channels-per-connection": "64", "idle-timeout": "3600.0", "forwarding": "\"local,remote,agent\"",
             "image": "\"devenv-workspace:latest\"", "memory-mib": "512",
             "pids-limit": "1024", "cpu-shares": "1024",
         ])
@@ -102,6 +108,9 @@ final class ServeConfigTests: XCTestCase {
             ("max-auth-tries = 0\n", "max-auth-tries", "must be 1 to 1000"),
             ("max-startups = -1\n", "max-startups", "must be 1 to 1000000"),
             ("max-startups-per-source = true\n", "max-startups-per-source", "must be an integer, not a boolean"),
+            ("max-connections = 0\n", "max-connections", "must be 1 to 1000000"),
+            ("max-connections-per-user = \"10\"\n", "max-connections-per-user", "must be an integer, not a string"),
+            ("max-channels-per-connection = 0\n", "max-channels-per-connection", "must be 1 to 100000"),
             ("auth-timeout = 0\n", "auth-timeout", "must be more than 0 and at most 3600"),
             ("auth-timeout = \"30s\"\n", "auth-timeout", "must be a number of seconds, not a string"),
             ("idle-timeout = -1\n", "idle-timeout", "must be 0 (never) to 31622400"),

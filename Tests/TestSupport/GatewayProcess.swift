@@ -22,6 +22,9 @@ public final class GatewayProcess {
     public private(set) var process: Process?
     public var extraEnvironment: [String: String] = [:]
     public var extraArguments: [String] = []
+    /// A program that runs the gateway and execs it, keeping its PID, e.g.
+    /// `["/usr/bin/prlimit", "--nofile=64:64"]`.
+    public var wrapper: [String] = []
     private let logURL: URL
 
     public init(prefix: String? = nil) throws {
@@ -42,11 +45,13 @@ public final class GatewayProcess {
     /// Starts `devenv-gw serve` and waits until it answers SSH.
     public func start(file: StaticString = #filePath, line: UInt = #line) throws {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: DevenvBinary.path)
-        process.arguments = ["serve"] + instanceArguments + [
+        let command = [DevenvBinary.path, "serve"] + instanceArguments + [
             "--listen", "127.0.0.1:\(port)", "--hostkeys", hostKeyDirectory,
             "--image", DockerTestEnvironment.workspaceImage,
         ] + extraArguments
+        let commandLine = wrapper + command
+        process.executableURL = URL(fileURLWithPath: commandLine[0])
+        process.arguments = Array(commandLine.dropFirst())
         var environment = ProcessInfo.processInfo.environment
         environment.merge(extraEnvironment) { $1 }
         process.environment = environment
@@ -111,7 +116,7 @@ public final class GatewayProcess {
     }
 
     /// Connects to 127.0.0.1:`port`; the caller closes the returned descriptor.
-    private static func connectLoopback(port: Int) -> Int32? {
+    public static func connectLoopback(port: Int) -> Int32? {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
