@@ -12,6 +12,8 @@ import Workspaces
 final class ClientConnection {
     let server: GatewayServer
     let session: ssh_session
+    /// The client's socket as the pre-auth limiter may shut it down.
+    private let socket: ConnectionSocket
     private let peer: String
     var logger: Logger
     private let serverCallbacks: UnsafeMutablePointer<ssh_server_callbacks_struct>
@@ -52,9 +54,10 @@ final class ClientConnection {
     /// so nothing is written before the disconnect message (see `prepareToSendDisconnect`).
     private(set) var refusing = false
 
-    init(server: GatewayServer, session: ssh_session, peerHost: String, peerPort: Int) {
+    init(server: GatewayServer, session: ssh_session, socket: ConnectionSocket, peerHost: String, peerPort: Int) {
         self.server = server
         self.session = session
+        self.socket = socket
         peer = "\(peerHost):\(peerPort)"
         auditConnection = AuditConnection(sourceAddress: peerHost, sourcePort: peerPort)
         logger = server.logger
@@ -100,9 +103,12 @@ final class ClientConnection {
         installDownstreamMessageHandler()
         ssh_set_auth_methods(session, Int32(SSH_AUTH_METHOD_PUBLICKEY))
         guard ssh_handle_key_exchange(session) == SSH_OK else {
-            logger.debug("key exchange failed: \(errorText)")
+            // At debug level like any failed key exchange: under a flood these come by the
+            // thousand, and the accept loop already notes them (throttled).
+            logger.debug("key exchange failed: \(socket.wasEvicted ? "pushed out by the pre-auth limit" : errorText)")
             return
         }
+        server.preAuth.keyExchangeCompleted(preAuthToken)
         guard let event = ssh_event_new() else { return }
         self.event = event
         ssh_event_add_session(event, session)
@@ -203,7 +209,8 @@ final class ClientConnection {
     /// keys are normal client behaviour, so they are not each recorded).
     private func recordAuthFailure() {
         guard let attempt = lastAttempt else { return }
-        let reason = tooManyAttempts ? "too many attempts"
+        let reason = socket.wasEvicted ? "pushed out by the pre-auth limit"
+            : tooManyAttempts ? "too many attempts"
             : Date() >= started.addingTimeInterval(server.configuration.authDeadline) ? "authentication deadline passed"
             : "unknown user or key"
         let key = attempt.type.flatMap { type in attempt.base64.flatMap { Self.auditKey(type: type, base64: $0) } }
@@ -423,6 +430,8 @@ final class ClientConnection {
             ssh_event_free(event)
         }
         upstream = nil
+        // From here on the limiter can no longer reach the descriptor, which libssh closes.
+        socket.release()
         // A second descriptor keeps the socket open while libssh sends the disconnect and closes its own.
         let kept = waitForClientAfterDisconnect ? fcntl(ssh_get_fd(session), F_DUPFD_CLOEXEC, 0) : -1
         ssh_disconnect(session)

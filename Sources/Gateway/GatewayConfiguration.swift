@@ -12,10 +12,11 @@ public struct GatewayConfiguration: Sendable {
     public var authDeadline: TimeInterval = 30
     /// Public-key attempts (probes of unregistered keys and signed attempts) before disconnect.
     public var maxAuthAttempts = 10
-    /// Connections not yet authenticated, in total and from one source address. When a cap
-    /// is reached the oldest unauthenticated connection is dropped, so a flood of idle
-    /// sockets cannot lock registered users out.
-    public var maxUnauthenticated = 256
+    /// Connections not yet authenticated, in total (with random early drop, as OpenSSH's
+    /// MaxStartups) and from one source network (/24, /64). At a cap the most expendable
+    /// pending connection of the busiest source makes room (see `PreAuthLimiter`), so a
+    /// flood of idle sockets cannot lock registered users out.
+    public var maxStartups = StartupLimits(start: 128, rate: 30, full: 256)
     public var maxUnauthenticatedPerSource = 64
     /// Connections at once, authenticated and not. Beyond it a new connection is told so
     /// and closed before any key exchange, so a flood costs no thread and no crypto.
@@ -42,6 +43,45 @@ public struct GatewayConfiguration: Sendable {
     static func isForwardedEnvironment(_ name: String) -> Bool {
         name == "LANG" || name == "TERM" || name.hasPrefix("LC_")
     }
+}
+
+/// OpenSSH's `MaxStartups start:rate:full` for connections that have not authenticated.
+public struct StartupLimits: Equatable, Sendable, CustomStringConvertible {
+    /// Pending connections from which new ones from busy addresses are dropped at random.
+    public var start: Int
+    /// The chance of that drop at `start`, in percent; it rises linearly to 100 at `full`.
+    public var rate: Int
+    /// The most pending connections held at once.
+    public var full: Int
+
+    public init(start: Int, rate: Int, full: Int) {
+        self.start = start
+        self.rate = rate
+        self.full = full
+    }
+
+    /// Parses `START:RATE:FULL`, or a single number `FULL` (no early drop, as before).
+    public init(parsing text: String) throws {
+        let parts = text.split(separator: ":", omittingEmptySubsequences: false)
+        let numbers = parts.compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+        switch numbers.count == parts.count ? numbers.count : 0 {
+        case 1: self.init(start: numbers[0], rate: 100, full: numbers[0])
+        case 3: self.init(start: numbers[0], rate: numbers[1], full: numbers[2])
+        default: throw GatewayError.configuration("use START:RATE:FULL (e.g. 128:30:256) or a number")
+        }
+        if let problem { throw GatewayError.configuration(problem) }
+    }
+
+    /// Why these limits cannot be used, or nil.
+    public var problem: String? {
+        guard (1...1_000_000).contains(full) else { return "full must be 1 to 1000000" }
+        guard (1...full).contains(start) else { return "start must be 1 to full (\(full))" }
+        guard (0...100).contains(rate) else { return "rate must be 0 to 100 (percent)" }
+        return nil
+    }
+
+    /// `FULL` when there is no early drop, else `START:RATE:FULL`.
+    public var description: String { start == full ? "\(full)" : "\(start):\(rate):\(full)" }
 }
 
 /// The kinds of forwarding a user may ask for.

@@ -18,6 +18,8 @@ public final class GatewayServer: @unchecked Sendable {
     let logger: Logger
     let upstreamKey: PrivateKey
     let preAuth: PreAuthLimiter
+    /// Drops and evictions under a flood, logged at most once a second with a count.
+    private let preAuthLog: ThrottledLog
     let activity: WorkspaceActivityLog
     let audit: AuditLog
     private let reaper: IdleWorkspaceReaper?
@@ -47,8 +49,9 @@ public final class GatewayServer: @unchecked Sendable {
         }
         connections = ConnectionCounter(maxTotal: configuration.maxConnections,
                                         maxPerUser: configuration.maxConnectionsPerUser)
-        preAuth = PreAuthLimiter(maxTotal: configuration.maxUnauthenticated,
-                                 maxPerSource: configuration.maxUnauthenticatedPerSource)
+        preAuthLog = ThrottledLog(logger: logger)
+        preAuth = PreAuthLimiter(limits: configuration.maxStartups,
+                                 maxPerNetwork: configuration.maxUnauthenticatedPerSource)
         let hostKeyPaths = try Self.prepareHostKeys(in: configuration.hostKeyDirectory, logger: logger)
         do {
             upstreamKey = try PrivateKey.loadOrCreate(path: configuration.upstreamKeyPath, kind: .ed25519).key
@@ -182,13 +185,25 @@ public final class GatewayServer: @unchecked Sendable {
                    reason: "\(connections.maxTotal) connections open")
             return nil
         }
+        // Decided before any thread or libssh work, so a dropped connection costs next to nothing.
+        let socket = ConnectionSocket(fd: fd)
+        let admission = preAuth.admit(from: PreAuthSource(address: peer.host), connection: socket)
+        if let evicted = admission.evicted { preAuthLog.note("pushed out a pending connection from \(evicted)") }
+        guard let token = admission.token else {
+            connections.release()
+            preAuthLog.note("dropped a new connection from \(peer.host) (max-startups)")
+            close(fd)
+            return nil
+        }
         guard let thread = ConnectionThread.spawn(name: "devenv-gw conn") else {
+            preAuth.remove(token)
             connections.release()
             refuse(fd, peer: peer, limit: "threads", value: connections.count, reason: "cannot start a thread")
             return nil
         }
         guard let session = ssh_new() else {
             thread.cancel()
+            preAuth.remove(token)
             connections.release()
             close(fd)
             return nil
@@ -196,6 +211,7 @@ public final class GatewayServer: @unchecked Sendable {
         guard ssh_bind_accept_fd(bind, session, fd) == SSH_OK else {
             logger.error("cannot accept: \(String(cString: ssh_get_error(UnsafeMutableRawPointer(bind))))")
             thread.cancel()
+            preAuth.remove(token)
             connections.release()
             ssh_free(session)
             close(fd)
@@ -203,9 +219,10 @@ public final class GatewayServer: @unchecked Sendable {
         }
         var timeout = Int(configuration.authDeadline.rounded(.up))
         ssh_options_set(session, SSH_OPTIONS_TIMEOUT, &timeout)
-        // An evicted pre-auth connection is shut down; its own thread sees the error and ends.
-        let token = preAuth.admit(source: peer.host) { shutdown(fd, Int32(SHUT_RDWR)) }
-        let connection = ClientConnection(server: self, session: session, peerHost: peer.host, peerPort: peer.port)
+        // An evicted pre-auth connection is shut down through its own socket object; its
+        // thread sees the error and ends.
+        let connection = ClientConnection(server: self, session: session, socket: socket,
+                                          peerHost: peer.host, peerPort: peer.port)
         thread.run { [self] in
             connection.run(preAuthToken: token)
             connections.release()

@@ -28,6 +28,8 @@ enum ConfigKey: String, CaseIterable {
     /// What a key's value must be.
     enum Kind {
         case string, integer, seconds, addresses
+        /// An integer, or a `"START:RATE:FULL"` string.
+        case startups
 
         var name: String {
             switch self {
@@ -35,6 +37,7 @@ enum ConfigKey: String, CaseIterable {
             case .integer: return "an integer"
             case .seconds: return "a number of seconds"
             case .addresses: return "an array of \"HOST:PORT\" strings"
+            case .startups: return "an integer or a \"START:RATE:FULL\" string"
             }
         }
     }
@@ -44,7 +47,8 @@ enum ConfigKey: String, CaseIterable {
         case .stateDir, .prefix, .audit, .hostkeys, .image, .forwarding: return .string
         case .listen: return .addresses
         case .authTimeout, .idleTimeout: return .seconds
-        case .maxAuthTries, .maxStartups, .maxStartupsPerSource, .maxConnections, .maxConnectionsPerUser,
+        case .maxStartups: return .startups
+        case .maxAuthTries, .maxStartupsPerSource, .maxConnections, .maxConnectionsPerUser,
              .maxChannelsPerConnection, .memoryMib, .pidsLimit, .cpuShares: return .integer
         }
     }
@@ -81,6 +85,13 @@ enum ConfigKey: String, CaseIterable {
             return count >= 1 && count <= 1_000_000 ? nil : "must be 1 to 1000000"
         case (.maxChannelsPerConnection, .integer(let count)):
             return count >= 1 && count <= 100_000 ? nil : "must be 1 to 100000"
+        case (.maxStartups, .string(let text)):
+            do {
+                _ = try StartupLimits(parsing: text)
+                return nil
+            } catch {
+                return "\(error)"
+            }
         case (.memoryMib, .integer(let mib)):
             return mib >= 64 && mib <= 16 * 1024 * 1024 ? nil : "must be at least 64"
         case (.pidsLimit, .integer(let count)):
@@ -209,6 +220,8 @@ struct ConfigFile {
             return node.int.map(ConfigValue.integer)
         case .seconds:
             return (node.double ?? node.int.map(Double.init)).map(ConfigValue.number)
+        case .startups:
+            return node.int.map(ConfigValue.integer) ?? node.string.map(ConfigValue.string)
         case .addresses:
             // One address may be given as a plain string.
             if let single = node.string { return .strings([single]) }

@@ -32,12 +32,12 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "Authentication attempts allowed per connection (config max-auth-tries; default 10).")
     var maxAuthTries: Int?
 
-    @Option(help: ArgumentHelp("Unauthenticated connections allowed in total; the oldest is dropped beyond "
-                + "(config max-startups; default 256)."))
-    var maxStartups: Int?
+    @Option(help: ArgumentHelp("Unauthenticated connections: START:RATE:FULL as OpenSSH's MaxStartups, or FULL "
+                + "(config max-startups; default 128:30:256).", valueName: "start:rate:full"))
+    var maxStartups: String?
 
-    @Option(help: ArgumentHelp("Unauthenticated connections allowed per source address; the oldest is dropped beyond "
-                + "(config max-startups-per-source; default 64)."))
+    @Option(help: ArgumentHelp("Unauthenticated connections allowed per source network, /24 or /64; beyond, the "
+                + "busiest source's are pushed out (config max-startups-per-source; default 64)."))
     var maxStartupsPerSource: Int?
 
     @Option(help: ArgumentHelp("Connections allowed at once, authenticated and not; beyond it new ones are told "

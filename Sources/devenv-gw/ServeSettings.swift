@@ -29,7 +29,8 @@ struct ServeSettings {
         if let seconds = command.authTimeout { try ConfigKey.authTimeout.checkFlag(.number(seconds)) }
         if let seconds = command.idleTimeout { try ConfigKey.idleTimeout.checkFlag(.number(seconds)) }
         if let kinds = command.forwarding { try ConfigKey.forwarding.checkFlag(.string(kinds)) }
-        for (key, value) in [(ConfigKey.maxAuthTries, command.maxAuthTries), (.maxStartups, command.maxStartups),
+        if let limits = command.maxStartups { try ConfigKey.maxStartups.checkFlag(Self.startupsValue(limits)) }
+        for (key, value) in [(ConfigKey.maxAuthTries, command.maxAuthTries),
                              (.maxStartupsPerSource, command.maxStartupsPerSource),
                              (.maxConnections, command.maxConnections),
                              (.maxConnectionsPerUser, command.maxConnectionsPerUser),
@@ -44,7 +45,10 @@ struct ServeSettings {
         gateway.listenAddresses = command.listen.isEmpty ? file.strings(.listen) ?? gateway.listenAddresses : command.listen
         gateway.authDeadline = command.authTimeout ?? file.number(.authTimeout) ?? gateway.authDeadline
         gateway.maxAuthAttempts = command.maxAuthTries ?? file.integer(.maxAuthTries) ?? gateway.maxAuthAttempts
-        gateway.maxUnauthenticated = command.maxStartups ?? file.integer(.maxStartups) ?? gateway.maxUnauthenticated
+        // Checked above or when the file was read.
+        if let limits = command.maxStartups ?? file.integer(.maxStartups).map(String.init) ?? file.string(.maxStartups) {
+            gateway.maxStartups = try StartupLimits(parsing: limits)
+        }
         gateway.maxUnauthenticatedPerSource = command.maxStartupsPerSource ?? file.integer(.maxStartupsPerSource)
             ?? gateway.maxUnauthenticatedPerSource
         gateway.maxConnections = command.maxConnections ?? file.integer(.maxConnections) ?? gateway.maxConnections
@@ -56,6 +60,11 @@ struct ServeSettings {
         // Checked above or when the file was read.
         if let kinds = command.forwarding ?? file.string(.forwarding) { gateway.forwarding = try ForwardingPolicy(parsing: kinds) }
         self.gateway = gateway
+    }
+
+    /// A `--max-startups` flag as the file would hold it: a number is an integer.
+    private static func startupsValue(_ text: String) -> ConfigValue {
+        Int(text).map(ConfigValue.integer) ?? .string(text)
     }
 }
 
@@ -70,7 +79,8 @@ extension ServeSettings {
             (.hostkeys, quoted(gateway.hostKeyDirectory)),
             (.authTimeout, "\(gateway.authDeadline)"),
             (.maxAuthTries, "\(gateway.maxAuthAttempts)"),
-            (.maxStartups, "\(gateway.maxUnauthenticated)"),
+            (.maxStartups, gateway.maxStartups.start == gateway.maxStartups.full
+                ? "\(gateway.maxStartups.full)" : quoted(gateway.maxStartups.description)),
             (.maxStartupsPerSource, "\(gateway.maxUnauthenticatedPerSource)"),
             (.maxConnections, "\(gateway.maxConnections)"),
             (.maxConnectionsPerUser, "\(gateway.maxConnectionsPerUser)"),

@@ -26,7 +26,7 @@ final class ServeConfigTests: XCTestCase {
         hostkeys = "\(directory.path)/hostkeys"
         auth-timeout = 2.5
         max-auth-tries = 3
-        max-startups = 100
+        max-startups = "10:30:100"
         max-startups-per-source = 7
         max-connections = 900
         max-connections-per-user = 4
@@ -85,9 +85,10 @@ final class ServeConfigTests: XCTestCase {
         let partial = try write("state-dir = \"/srv/devenv\"\n", name: "partial.toml")
         XCTAssertEqual(settings(try serve(["--print-config", "--config", partial]).output), [
             "state-dir": "\"/srv/devenv\"", "prefix": "\"devenv\"", "audit": "\"auto\"", "listen": "[\"0.0.0.0:22\"]",
-            "hostkeys": "\"/srv/devenv/hostkeys\"", "auth-timeout": "30.0", "max-auth-tries": "10", "max-startups": "256",
-            "max-startups-per-source": "64", "max-connections": "1000", "max-connections-per-user": "10",
-            "max-channels-per-connection": "64", "idle-timeout": "3600.0", "forwarding": "\"local,remote,agent\"",
+            "hostkeys": "\"/srv/devenv/hostkeys\"", "auth-timeout": "30.0", "max-auth-tries": "10",
+            "max-startups": "\"128:30:256\"", "max-startups-per-source": "64", "max-connections": "1000",
+            "max-connections-per-user": "10", "max-channels-per-connection": "64", "idle-timeout": "3600.0",
+            "forwarding": "\"local,remote,agent\"",
             "image": "\"devenv-workspace:latest\"", "memory-mib": "512",
             "pids-limit": "1024", "cpu-shares": "1024",
         ])
@@ -107,6 +108,10 @@ final class ServeConfigTests: XCTestCase {
             ("cpu-shares = 1\n", "cpu-shares", "must be 2 to 262144"),
             ("max-auth-tries = 0\n", "max-auth-tries", "must be 1 to 1000"),
             ("max-startups = -1\n", "max-startups", "must be 1 to 1000000"),
+            ("max-startups = \"10:30\"\n", "max-startups", "use START:RATE:FULL (e.g. 128:30:256) or a number"),
+            ("max-startups = \"20:30:10\"\n", "max-startups", "start must be 1 to full (10)"),
+            ("max-startups = 1.5\n", "max-startups",
+             "must be an integer or a \"START:RATE:FULL\" string, not a floating-point number"),
             ("max-startups-per-source = true\n", "max-startups-per-source", "must be an integer, not a boolean"),
             ("max-connections = 0\n", "max-connections", "must be 1 to 1000000"),
             ("max-connections-per-user = \"10\"\n", "max-connections-per-user", "must be an integer, not a string"),
@@ -154,6 +159,7 @@ final class ServeConfigTests: XCTestCase {
 
         // A bad flag is a usage error, checked with the file's rules.
         for (flag, value, reason) in [("--memory-mib", "10", "must be at least 64"), ("--auth-timeout", "0", "must be more"),
+                                      ("--max-startups", "5:200:10", "rate must be 0 to 100"),
                                       ("--listen", "nowhere", "nowhere is not HOST:PORT")] {
             let flagged = try serve(["--print-config", flag, value])
             XCTAssertEqual(flagged.status, 2, flagged.stderr)
