@@ -22,6 +22,9 @@ final class ClientConnection {
     private var event: ssh_event?
     var upstream: UpstreamConnection?
     private var workspaceFailure: String?
+    /// Packets received from the client, counted by libssh (the keep-alives' sign of life).
+    private let received: UnsafeMutablePointer<ssh_counter_struct>
+    private var clientAlive: ClientAliveMonitor
     var bridges: [ChannelBridge] = []
     /// Channels the workspace opened (agent, forwarded ports) that still need their twin
     /// opened towards the client, which is done outside libssh callbacks.
@@ -58,6 +61,10 @@ final class ClientConnection {
         self.server = server
         self.session = session
         self.socket = socket
+        received = .allocate(capacity: 1)
+        received.initialize(to: ssh_counter_struct())
+        clientAlive = ClientAliveMonitor(interval: server.configuration.clientAliveInterval,
+                                         countMax: server.configuration.clientAliveCountMax)
         peer = "\(peerHost):\(peerPort)"
         auditConnection = AuditConnection(sourceAddress: peerHost, sourcePort: peerPort)
         logger = server.logger
@@ -89,6 +96,7 @@ final class ClientConnection {
     deinit {
         serverCallbacks.deallocate()
         upstreamCallbacks.deallocate()
+        received.deallocate()
     }
 
     func log(_ message: String) { logger.info("\(message)") }
@@ -336,11 +344,15 @@ final class ClientConnection {
 
     private func bridgeUntilDone() {
         ssh_set_blocking(session, 0)
+        ssh_set_counters(session, nil, received)
+        // Silence counts from here: preparing the workspace may have taken a while.
+        clientAlive = ClientAliveMonitor(interval: server.configuration.clientAliveInterval,
+                                         countMax: server.configuration.clientAliveCountMax)
         while true {
             let rc = ssh_event_dopoll(event, 500)
             let clientConnected = ssh_is_connected(session) != 0
             let upstreamConnected = upstream?.isConnected ?? false
-            if !clientConnected || server.isStopping {
+            if !clientConnected || server.isStopping || clientStoppedAnswering() {
                 bridges.forEach { $0.clientLost() }
                 break
             }
@@ -378,6 +390,28 @@ final class ClientConnection {
         }
         // Let libssh flush what is still buffered for the client (closing messages).
         ssh_blocking_flush(session, 2000)
+    }
+
+    /// True when the client has sent nothing through `client-alive-count-max` keep-alives:
+    /// it vanished without closing the connection. Sends the keep-alives on the way.
+    private func clientStoppedAnswering() -> Bool {
+        switch clientAlive.check(packetsReceived: received.pointee.in_packets, listening: !clientPaused) {
+        case .none:
+            return false
+        case .sendKeepAlive:
+            // libssh keeps one global request per session in flight and leaves the answer
+            // to the last one recorded until the next call, which then only clears it. The
+            // first call sends or clears; the second sends if the first only cleared, and
+            // merely polls while a request is still unanswered. Neither call blocks here.
+            ssh_send_keepalive(session)
+            ssh_send_keepalive(session)
+            return false
+        case .giveUp:
+            logger.notice("client stopped answering keep-alives; disconnecting", metadata: [
+                "silent_seconds": .stringConvertible(Int(clientAlive.interval * Double(clientAlive.countMax + 1))),
+            ])
+            return true
+        }
     }
 
     /// Stops reading a session while more than `pauseLimit` bytes received from it wait to be

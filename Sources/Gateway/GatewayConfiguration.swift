@@ -26,6 +26,13 @@ public struct GatewayConfiguration: Sendable {
     public var maxConnectionsPerUser = 10
     /// Channels (sessions and forwarded connections) open at once on one connection.
     public var maxChannelsPerConnection = 64
+    /// Seconds of silence from an authenticated client after which the gateway asks it for a
+    /// sign of life (`keepalive@openssh.com`), as OpenSSH's ClientAliveInterval; 0 never asks.
+    public var clientAliveInterval: TimeInterval = 15
+    /// Unanswered keep-alives after which the client is taken for gone and disconnected, as
+    /// OpenSSH's ClientAliveCountMax: a vanished client then frees its thread and lets its
+    /// workspace go idle.
+    public var clientAliveCountMax = 3
     /// Timeout for the upstream hop's blocking steps (connect, auth, channel requests).
     public var upstreamTimeout: TimeInterval = 20
     /// Which kinds of forwarding users may use; everything they forward happens inside

@@ -18,6 +18,8 @@ enum ConfigKey: String, CaseIterable {
     case maxConnections = "max-connections"
     case maxConnectionsPerUser = "max-connections-per-user"
     case maxChannelsPerConnection = "max-channels-per-connection"
+    case clientAliveInterval = "client-alive-interval"
+    case clientAliveCountMax = "client-alive-count-max"
     case idleTimeout = "idle-timeout"
     case forwarding
     case image
@@ -46,10 +48,10 @@ enum ConfigKey: String, CaseIterable {
         switch self {
         case .stateDir, .prefix, .audit, .hostkeys, .image, .forwarding: return .string
         case .listen: return .addresses
-        case .authTimeout, .idleTimeout: return .seconds
+        case .authTimeout, .idleTimeout, .clientAliveInterval: return .seconds
         case .maxStartups: return .startups
         case .maxAuthTries, .maxStartupsPerSource, .maxConnections, .maxConnectionsPerUser,
-             .maxChannelsPerConnection, .memoryMib, .pidsLimit, .cpuShares: return .integer
+             .maxChannelsPerConnection, .clientAliveCountMax, .memoryMib, .pidsLimit, .cpuShares: return .integer
         }
     }
 
@@ -92,6 +94,10 @@ enum ConfigKey: String, CaseIterable {
             } catch {
                 return "\(error)"
             }
+        case (.clientAliveInterval, .number(let seconds)):
+            return seconds >= 0 && seconds <= 86400 ? nil : "must be 0 (never) to 86400"
+        case (.clientAliveCountMax, .integer(let count)):
+            return (1...1000).contains(count) ? nil : "must be 1 to 1000"
         case (.memoryMib, .integer(let mib)):
             return mib >= 64 && mib <= 16 * 1024 * 1024 ? nil : "must be at least 64"
         case (.pidsLimit, .integer(let count)):

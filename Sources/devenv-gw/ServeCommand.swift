@@ -51,6 +51,14 @@ struct ServeCommand: ParsableCommand {
                 + "(config max-channels-per-connection; default 64)."))
     var maxChannelsPerConnection: Int?
 
+    @Option(help: ArgumentHelp("Seconds of client silence before a keep-alive is sent; 0 never sends "
+                + "(config client-alive-interval; default 15)."))
+    var clientAliveInterval: Double?
+
+    @Option(help: ArgumentHelp("Unanswered keep-alives before the client is disconnected "
+                + "(config client-alive-count-max; default 3)."))
+    var clientAliveCountMax: Int?
+
     @Flag(help: "Print the settings serve would run with, as a config file, and exit.")
     var printConfig = false
 

@@ -30,11 +30,13 @@ struct ServeSettings {
         if let seconds = command.idleTimeout { try ConfigKey.idleTimeout.checkFlag(.number(seconds)) }
         if let kinds = command.forwarding { try ConfigKey.forwarding.checkFlag(.string(kinds)) }
         if let limits = command.maxStartups { try ConfigKey.maxStartups.checkFlag(Self.startupsValue(limits)) }
+        if let seconds = command.clientAliveInterval { try ConfigKey.clientAliveInterval.checkFlag(.number(seconds)) }
         for (key, value) in [(ConfigKey.maxAuthTries, command.maxAuthTries),
                              (.maxStartupsPerSource, command.maxStartupsPerSource),
                              (.maxConnections, command.maxConnections),
                              (.maxConnectionsPerUser, command.maxConnectionsPerUser),
-                             (.maxChannelsPerConnection, command.maxChannelsPerConnection)] {
+                             (.maxChannelsPerConnection, command.maxChannelsPerConnection),
+                             (.clientAliveCountMax, command.clientAliveCountMax)] {
             if let value { try key.checkFlag(.integer(value)) }
         }
 
@@ -56,6 +58,10 @@ struct ServeSettings {
             ?? gateway.maxConnectionsPerUser
         gateway.maxChannelsPerConnection = command.maxChannelsPerConnection ?? file.integer(.maxChannelsPerConnection)
             ?? gateway.maxChannelsPerConnection
+        gateway.clientAliveInterval = command.clientAliveInterval ?? file.number(.clientAliveInterval)
+            ?? gateway.clientAliveInterval
+        gateway.clientAliveCountMax = command.clientAliveCountMax ?? file.integer(.clientAliveCountMax)
+            ?? gateway.clientAliveCountMax
         if let seconds = command.idleTimeout ?? file.number(.idleTimeout) { gateway.idleLimit = seconds > 0 ? seconds : nil }
         // Checked above or when the file was read.
         if let kinds = command.forwarding ?? file.string(.forwarding) { gateway.forwarding = try ForwardingPolicy(parsing: kinds) }
@@ -85,6 +91,8 @@ extension ServeSettings {
             (.maxConnections, "\(gateway.maxConnections)"),
             (.maxConnectionsPerUser, "\(gateway.maxConnectionsPerUser)"),
             (.maxChannelsPerConnection, "\(gateway.maxChannelsPerConnection)"),
+            (.clientAliveInterval, "\(gateway.clientAliveInterval)"),
+            (.clientAliveCountMax, "\(gateway.clientAliveCountMax)"),
             (.idleTimeout, "\(gateway.idleLimit ?? 0)"),
             (.forwarding, quoted(gateway.forwarding.description)),
             (.image, quoted(workspace.image)),

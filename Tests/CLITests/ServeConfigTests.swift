@@ -31,6 +31,8 @@ final class ServeConfigTests: XCTestCase {
         max-connections = 900
         max-connections-per-user = 4
         max-channels-per-connection = 16
+        client-alive-interval = 20.0
+        client-alive-count-max = 5
         idle-timeout = 5.0
         forwarding = "local,agent"
         image = "example/workspace:2"
@@ -59,6 +61,7 @@ final class ServeConfigTests: XCTestCase {
                      "--listen", "0.0.0.0:2022", "--hostkeys", "/flag/keys", "--auth-timeout", "9",
                      "--max-auth-tries", "4", "--max-startups", "50", "--max-startups-per-source", "5",
                      "--max-connections", "20", "--max-connections-per-user", "2", "--max-channels-per-connection", "3",
+                     "--client-alive-interval", "7", "--client-alive-count-max", "2",
                      "--idle-timeout", "0", "--forwarding", "none",
                      "--image", "flag/image:1", "--memory-mib", "1024", "--pids-limit", "300", "--cpu-shares", "100"]
         let flagged = try serve(["--print-config", "--config", config] + flags)
@@ -67,7 +70,8 @@ final class ServeConfigTests: XCTestCase {
             "state-dir": "\"/flag/state\"", "prefix": "\"flagged\"", "audit": "\"journald\"", "listen": "[\"0.0.0.0:2022\"]",
             "hostkeys": "\"/flag/keys\"", "auth-timeout": "9.0", "max-auth-tries": "4", "max-startups": "50",
             "max-startups-per-source": "5", "max-connections": "20", "max-connections-per-user": "2",
-            "max-channels-per-connection": "3", "idle-timeout": "0.0", "forwarding": "\"none\"", "image": "\"flag/image:1\"", "memory-mib": "1024", "pids-limit": "300",
+            "max-channels-per-connection": "3", "client-alive-interval": "7.0", "client-alive-count-max": "2",
+            "idle-timeout": "0.0", "forwarding": "\"none\"", "image": "\"flag/image:1\"", "memory-mib": "1024", "pids-limit": "300",
             "cpu-shares": "100",
         ])
 
@@ -87,8 +91,8 @@ final class ServeConfigTests: XCTestCase {
             "state-dir": "\"/srv/devenv\"", "prefix": "\"devenv\"", "audit": "\"auto\"", "listen": "[\"0.0.0.0:22\"]",
             "hostkeys": "\"/srv/devenv/hostkeys\"", "auth-timeout": "30.0", "max-auth-tries": "10",
             "max-startups": "\"128:30:256\"", "max-startups-per-source": "64", "max-connections": "1000",
-            "max-connections-per-user": "10", "max-channels-per-connection": "64", "idle-timeout": "3600.0",
-            "forwarding": "\"local,remote,agent\"",
+            "max-connections-per-user": "10", "max-channels-per-connection": "64", "client-alive-interval": "15.0",
+            "client-alive-count-max": "3", "idle-timeout": "3600.0", "forwarding": "\"local,remote,agent\"",
             "image": "\"devenv-workspace:latest\"", "memory-mib": "512",
             "pids-limit": "1024", "cpu-shares": "1024",
         ])
@@ -112,6 +116,8 @@ final class ServeConfigTests: XCTestCase {
             ("max-startups = \"20:30:10\"\n", "max-startups", "start must be 1 to full (10)"),
             ("max-startups = 1.5\n", "max-startups",
              "must be an integer or a \"START:RATE:FULL\" string, not a floating-point number"),
+            ("client-alive-interval = -1\n", "client-alive-interval", "must be 0 (never) to 86400"),
+            ("client-alive-count-max = 0\n", "client-alive-count-max", "must be 1 to 1000"),
             ("max-startups-per-source = true\n", "max-startups-per-source", "must be an integer, not a boolean"),
             ("max-connections = 0\n", "max-connections", "must be 1 to 1000000"),
             ("max-connections-per-user = \"10\"\n", "max-connections-per-user", "must be an integer, not a string"),
