@@ -22,6 +22,9 @@ final class ClientConnection {
     private var event: ssh_event?
     var upstream: UpstreamConnection?
     private var workspaceFailure: String?
+    private var workspaceFailedAt = Date.distantFuture
+    /// Set once a channel that told the client why the workspace failed has ended.
+    private var workspaceFailureDelivered = false
     /// Packets received from the client, counted by libssh (the keep-alives' sign of life).
     private let received: UnsafeMutablePointer<ssh_counter_struct>
     private var clientAlive: ClientAliveMonitor
@@ -296,6 +299,7 @@ final class ClientConnection {
             self.upstream = upstream
         } catch {
             workspaceFailure = "\(error)"
+            workspaceFailedAt = Date()
             logger.error("workspace unavailable: \(error)")
         }
     }
@@ -380,10 +384,19 @@ final class ClientConnection {
                     "bytes_out": .stringConvertible(bridge.bytesToClient),
                 ])
                 bridge.release()
+                if workspaceFailure != nil { workspaceFailureDelivered = true }
                 return true
             }
             if upstream != nil && !upstreamConnected && bridges.isEmpty {
                 logger.info("workspace connection ended")
+                break
+            }
+            // Nothing more can be done for a client whose workspace failed: end the connection
+            // once it has been told why, or when it opened no session to be told on.
+            if workspaceFailure != nil && bridges.isEmpty
+                && (workspaceFailureDelivered
+                    || Date().timeIntervalSince(workspaceFailedAt) >= server.configuration.authDeadline) {
+                logger.info("ending the connection: the workspace is unavailable")
                 break
             }
             if rc == SSH_ERROR && ssh_is_connected(session) == 0 { break }

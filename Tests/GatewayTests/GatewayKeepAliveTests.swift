@@ -2,8 +2,10 @@ import Foundation
 import TestSupport
 import XCTest
 
-/// Keep-alives end the connection of a client that vanished without closing it, so it
-/// frees its thread and its workspace can go idle; a quiet client that answers stays.
+/// Connections that can serve nobody end: keep-alives end the connection of a client that
+/// vanished without closing it (so it frees its thread and its workspace can go idle) while
+/// a quiet client that answers stays, and a connection whose workspace failed ends once the
+/// client was told why.
 final class GatewayKeepAliveTests: GatewayTestCase {
     func testAClientThatStopsAnsweringIsDisconnectedAndItsWorkspaceGoesIdle() throws {
         let alice = try register("alice")
@@ -38,6 +40,33 @@ final class GatewayKeepAliveTests: GatewayTestCase {
         // Woken up, the vanished client finds its connection gone.
         kill(vanishing.pid, SIGCONT)
         XCTAssertTrue(waitUntil(10) { !vanishing.isRunning }, "the client learns the connection ended")
+    }
+
+    /// A connection whose workspace cannot start ends once the client was told why, or,
+    /// when it opens no session to be told on, after the auth timeout.
+    func testAConnectionWhoseWorkspaceFailedEndsOnceTheClientWasTold() throws {
+        let alice = try register("alice")
+        gateway.extraArguments = ["--image", "devenv-no-such-image:\(gateway.prefix)", "--auth-timeout", "4"]
+        try gateway.start()
+        // A ControlMaster connection opens no session itself; a client multiplexed over it does.
+        let control = keys.appendingPathComponent("control").path
+        let master = try startBackground("/usr/bin/ssh", alice.sshOptions(port: gateway.port)
+                                         + ["-N", "-M", "-S", control, "alice@127.0.0.1"])
+        XCTAssertTrue(waitUntil(10) { FileManager.default.fileExists(atPath: control) }, "the master connected")
+        let told = try runProgram("/usr/bin/ssh", alice.sshOptions(port: gateway.port)
+                                  + ["-S", control, "alice@127.0.0.1", "true"])
+        XCTAssertEqual(told.status, 1)
+        XCTAssertTrue(told.stderr.contains("devenv-no-such-image:\(gateway.prefix)"), told.stderr)
+        let toldAt = Date()
+        XCTAssertTrue(waitUntil(10) { !master.isRunning }, "the master connection ended")
+        XCTAssertLessThan(Date().timeIntervalSince(toldAt), 3, "ended once told, not after the auth timeout")
+
+        // Nobody to tell: `ssh -N` alone is let go after the auth timeout.
+        let began = Date()
+        let silent = try startBackground("/usr/bin/ssh", alice.sshOptions(port: gateway.port) + ["-N", "alice@127.0.0.1"])
+        XCTAssertTrue(waitUntil(15) { !silent.isRunning }, "the connection without a session ended")
+        XCTAssertGreaterThanOrEqual(Date().timeIntervalSince(began), 4)
+        XCTAssertTrue(gateway.log.contains("ending the connection: the workspace is unavailable"))
     }
 
     /// Audit events of type `event` the gateway wrote to its log (`--audit stderr`).
