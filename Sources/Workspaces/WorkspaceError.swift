@@ -10,6 +10,8 @@ public enum WorkspaceError: Error, CustomStringConvertible {
     case replacementFailed(image: String, reason: String, log: String)
     /// Another actor (a login, another admin command) changed the workspace meanwhile.
     case busy(user: String, detail: String)
+    /// Another operation held the workspace longer than the caller would wait.
+    case locked(user: String, holder: String)
 
     public var description: String {
         switch self {
@@ -24,6 +26,8 @@ public enum WorkspaceError: Error, CustomStringConvertible {
         case .replacementFailed(let image, let reason, let log):
             return "the new container from \(image) did not come up: \(reason)"
                 + (log.isEmpty ? "" : " (its last log lines: \(log.split(separator: "\n").joined(separator: " | ")))")
+        case .locked(let user, let holder):
+            return "the workspace of \(user) is busy: it is \(holder); try again in a minute"
         case .busy(let user, let detail):
             return "the workspace of \(user) changed during the operation: \(detail); try again"
         }

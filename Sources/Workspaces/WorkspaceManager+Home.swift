@@ -79,7 +79,7 @@ extension WorkspaceManager {
     /// `beforeWrite` runs once the helper holds the name (e.g. to register the user).
     public func replaceHome(of user: UserName, beforeWrite: () throws -> Void,
                             from source: @escaping (UnsafeMutableRawBufferPointer) throws -> Int) throws {
-        try locks.withLock(user.value) {
+        try locks.withLock(user, for: "being restored") {
             try mapEngineErrors {
                 try removeContainerLocked(of: user)
                 let volume = settings.volumeName(for: user)
@@ -100,13 +100,13 @@ extension WorkspaceManager {
     /// Stops and removes the user's container; false when there was none. The volume stays.
     @discardableResult
     public func removeContainer(of user: UserName) throws -> Bool {
-        try locks.withLock(user.value) { try mapEngineErrors { try removeContainerLocked(of: user) } }
+        try locks.withLock(user, for: "being removed") { try mapEngineErrors { try removeContainerLocked(of: user) } }
     }
 
     /// Removes the user's home volume (after their container); false when there was none.
     @discardableResult
     public func removeHomeVolume(of user: UserName) throws -> Bool {
-        try locks.withLock(user.value) {
+        try locks.withLock(user, for: "being removed") {
             try mapEngineErrors {
                 try removeContainerLocked(of: user)
                 do {

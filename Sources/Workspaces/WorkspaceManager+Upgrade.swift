@@ -52,7 +52,7 @@ extension WorkspaceManager {
     /// so ends its sessions and processes.
     public func upgrade(_ identity: WorkspaceIdentity, to image: String, endingSessions: Bool) throws -> UpgradeOutcome {
         let user = identity.user
-        return try locks.withLock(user.value) {
+        return try locks.withLock(user, for: "being upgraded") {
             try mapEngineErrors {
                 let imageID: String
                 do { imageID = try docker.inspectImage(image).id } catch DockerError.notFound {

@@ -29,19 +29,22 @@ public struct WorkspaceStatus: Sendable, Codable {
 public final class WorkspaceManager: @unchecked Sendable {
     public let docker: DockerClient
     public let settings: WorkspaceSettings
-    let locks = KeyedLocks()
+    let locks: WorkspaceLocks
     private let networkLock = NSLock()
     private var networkReady = false
 
     public init(docker: DockerClient, settings: WorkspaceSettings) {
         self.docker = docker
         self.settings = settings
+        locks = WorkspaceLocks(directory: settings.lockDirectory)
     }
 
     /// Returns a running workspace for the user with its sshd answering, creating the
-    /// network, volume and container as needed. Concurrent calls for one user are serialised.
+    /// network, volume and container as needed. Concurrent calls for one user are serialised;
+    /// while another operation (a restore, an upgrade) holds the workspace for longer than
+    /// `settings.loginLockWait`, throws `WorkspaceError.locked` saying what it is.
     public func ensure(_ identity: WorkspaceIdentity) throws -> WorkspaceEndpoint {
-        try locks.withLock(identity.user.value) {
+        try locks.withLock(identity.user, for: "being started for a login", waitingAtMost: settings.loginLockWait) {
             try mapEngineErrors { try ensureLocked(identity) }
         }
     }
@@ -56,7 +59,7 @@ public final class WorkspaceManager: @unchecked Sendable {
     /// progress (it is asked under the same per-user lock that `ensure` takes).
     @discardableResult
     public func stopIfIdle(_ user: UserName, timeout: Int = 10, isIdle: () -> Bool) throws -> Bool {
-        try locks.withLock(user.value) {
+        try locks.withLock(user, for: "being stopped") {
             guard isIdle() else { return false }
             return try mapEngineErrors {
                 do {
@@ -200,22 +203,5 @@ public final class WorkspaceManager: @unchecked Sendable {
         } catch let error as DockerError {
             throw WorkspaceError.engine(error)
         }
-    }
-}
-
-/// One lock per key, created on demand; keeps one user's operations in order without
-/// holding up anyone else's.
-final class KeyedLocks: @unchecked Sendable {
-    private let guardLock = NSLock()
-    private var locks: [String: NSLock] = [:]
-
-    func withLock<T>(_ key: String, _ body: () throws -> T) rethrows -> T {
-        guardLock.lock()
-        let lock = locks[key] ?? NSLock()
-        locks[key] = lock
-        guardLock.unlock()
-        lock.lock()
-        defer { lock.unlock() }
-        return try body()
     }
 }

@@ -12,6 +12,12 @@ public struct WorkspaceSettings: Sendable {
     public var cpuShares: Int
     /// How long a started workspace may take until its sshd answers.
     public var sshdReadyTimeout: TimeInterval
+    /// Where the per-user lock files live, shared by every process of this instance (the
+    /// state directory's `locks`); nil locks within this process only.
+    public var lockDirectory: String?
+    /// How long a login waits for another operation on the same workspace (a restore, an
+    /// upgrade) before it is told the workspace is busy.
+    public var loginLockWait: TimeInterval = 15
 
     /// Exactly what Debian's sshd needs to run sessions (see design notes); everything else is dropped.
     public static let sshdCapabilities = ["SETUID", "SETGID", "SYS_CHROOT", "CHOWN", "KILL", "AUDIT_WRITE"]

@@ -38,7 +38,7 @@ struct BackupCommand: ParsableCommand {
     func run() throws {
         let user = try UserName(name)
         let registry = try global.openRegistry()
-        let backup = HomeBackup(registry: registry, workspaces: image.workspaceManager(prefix: global.prefix))
+        let backup = HomeBackup(registry: registry, workspaces: image.workspaceManager(global))
         let target = output ?? "\(user)-backup.tar"
         let toStdout = target == "-"
         if toStdout && isatty(STDOUT_FILENO) == 1 {
@@ -79,8 +79,8 @@ struct HelperImageOption: ParsableArguments {
                                    + "when the user has no workspace container.", valueName: "image"))
     var image: String = ProcessInfo.processInfo.environment["DEVENV_GW_IMAGE"] ?? "devenv-workspace:latest"
 
-    func workspaceManager(prefix: String) -> WorkspaceManager {
-        WorkspaceManager(docker: DockerClient(), settings: WorkspaceSettings(prefix: prefix, image: image))
+    func workspaceManager(_ global: GlobalOptions) -> WorkspaceManager {
+        WorkspaceManager(docker: DockerClient(), settings: global.workspaceSettings(image: image))
     }
 }
 

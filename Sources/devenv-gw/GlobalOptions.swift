@@ -90,6 +90,16 @@ struct GlobalOptions: ParsableArguments {
         ProcessInfo.processInfo.environment[name]
     }
 
+    /// Where every process of this instance keeps the per-user workspace locks.
+    var lockDirectory: String { (stateDir as NSString).appendingPathComponent("locks") }
+
+    /// The workspace settings of this instance (prefix, lock directory), with `image`.
+    func workspaceSettings(image: String? = nil) -> WorkspaceSettings {
+        var settings = image.map { WorkspaceSettings(prefix: prefix, image: $0) } ?? WorkspaceSettings(prefix: prefix)
+        settings.lockDirectory = lockDirectory
+        return settings
+    }
+
     /// When each user last used their workspace, as the gateway records it.
     func activityLog() -> WorkspaceActivityLog {
         WorkspaceActivityLog(directory: (stateDir as NSString).appendingPathComponent("activity"))

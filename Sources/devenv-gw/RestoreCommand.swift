@@ -59,7 +59,7 @@ struct RestoreCommand: ParsableCommand {
             archive = ArchiveFileInput(path: source)
         }
         let restore = HomeRestore(registry: try global.openRegistry(),
-                                  workspaces: image.workspaceManager(prefix: global.prefix))
+                                  workspaces: image.workspaceManager(global))
         let request = RestoreRequest(
             user: user, renamedFrom: renamedFrom, force: force,
             saveDirectory: saveDir ?? (global.stateDir as NSString).appendingPathComponent("replaced-homes"))

@@ -23,6 +23,7 @@ struct ServeSettings {
         audit = command.global.audit
         configPath = file.path
         workspace = try command.workspace.settings(prefix: prefix, file: file)
+        workspace.lockDirectory = command.global.lockDirectory
 
         if !command.listen.isEmpty { try ConfigKey.listen.checkFlag(.strings(command.listen)) }
         if let hostkeys = command.hostkeys { try ConfigKey.hostkeys.checkFlag(.string(hostkeys)) }

@@ -48,7 +48,7 @@ struct UpgradeCommand: ParsableCommand {
 
     func run() throws {
         let registry = try global.openRegistry()
-        let manager = WorkspaceManager(docker: DockerClient(), settings: WorkspaceSettings(prefix: global.prefix, image: image))
+        let manager = WorkspaceManager(docker: DockerClient(), settings: global.workspaceSettings(image: image))
         let gatewayKey = try PrivateKey.loadOrCreate(path: global.upstreamKeyPath, kind: .ed25519).key.publicKey.line
         let users = try name.map { [try UserName($0)] }
             ?? manager.list().filter { $0.container != nil }.map { try UserName($0.user) }

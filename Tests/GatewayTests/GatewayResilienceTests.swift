@@ -47,6 +47,40 @@ final class GatewayResilienceTests: GatewayTestCase {
         XCTAssertEqual(up.output, "alice\n")
     }
 
+    /// Another process (an admin's restore or upgrade) holds alice's workspace: her login
+    /// waits at most the login wait (15 s), then is told plainly that it is busy and why,
+    /// and logs in once the other process is done. Bob is not held up meanwhile.
+    func testLoginToAWorkspaceHeldByAnotherProcessIsToldItIsBusy() throws {
+        let alice = try register("alice")
+        let bob = try register("bob")
+        try gateway.start()
+        let locks = gateway.stateDirectory.appendingPathComponent("locks")
+        try FileManager.default.createDirectory(at: locks, withIntermediateDirectories: true)
+        let lockFile = locks.appendingPathComponent("alice.lock").path
+        let ready = keys.appendingPathComponent("held").path
+        // util-linux flock takes the same lock devenv-gw takes, from another process (-o: only
+        // flock itself holds it, so stopping flock releases it).
+        let holder = try startBackground("/usr/bin/flock", ["-o", lockFile, "/bin/sh", "-c",
+            "printf 'being restored (test holder)' > \(shellQuoted(lockFile)); touch \(shellQuoted(ready)); sleep 60"])
+        let deadline = Date().addingTimeInterval(10)
+        while !FileManager.default.fileExists(atPath: ready) && Date() < deadline { usleep(20_000) }
+
+        let started = Date()
+        let busy = try alice.ssh("alice", port: gateway.port, "echo should-not-run")
+        let waited = Date().timeIntervalSince(started)
+        XCTAssertNotEqual(busy.status, 0)
+        XCTAssertEqual(busy.output, "")
+        XCTAssertTrue(busy.stderr.contains("the workspace of alice is busy: it is being restored (test holder)"),
+                      busy.stderr)
+        XCTAssertLessThan(waited, 25, "the login should give up after about 15 s")
+        XCTAssertGreaterThan(waited, 10, "the login should wait for the other process a while")
+        XCTAssertEqual(try bob.ssh("bob", port: gateway.port, "id -un").output, "bob\n", "bob is not held up")
+
+        holder.stop()
+        let after = try alice.ssh("alice", port: gateway.port, "id -un")
+        XCTAssertEqual(after.output, "alice\n", after.stderr)
+    }
+
     func testMissingImageGivesAClearMessage() throws {
         let alice = try register("alice")
         gateway.extraArguments = ["--image", "devenv-no-such-image:\(gateway.prefix)"]
