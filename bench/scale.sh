@@ -71,7 +71,8 @@ echo "bench: $users users, $concurrency at a time, $rate keys/s for $duration s 
 "$python" bench/scale_client.py keys "$work/keys" "$users"
 for i in $(seq 1 "$users"); do
   user=$(printf 'u%04d' "$i")
-  "$bin" adduser "$user" --key-file "$work/keys/$user.pub" >/dev/null
+  "$bin" adduser "$user" --key-file "$work/keys/$user.pub" >/dev/null 2>>"$work/adduser.log" \
+    || { cat "$work/adduser.log" >&2; exit 1; }
 done
 
 port=$("$python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
