@@ -57,7 +57,13 @@ cleanup() {
   # Only what this run made: the containers and volumes labelled with its prefix, its network.
   docker ps -aq --filter "label=devenv.instance=$prefix" | xargs -r docker rm -f >/dev/null 2>&1 || true
   docker volume ls -q --filter "label=devenv.instance=$prefix" | xargs -r docker volume rm -f >/dev/null 2>&1 || true
-  docker network rm "$prefix" >/dev/null 2>&1 || true
+  # The engine sometimes keeps a stale endpoint of a removed container for a while.
+  local try
+  for try in 1 2 3 4 5; do
+    if ! docker network inspect "$prefix" >/dev/null 2>&1 || docker network rm "$prefix" >/dev/null 2>&1; then break; fi
+    [ "$try" = 5 ] && echo "bench: the engine would not remove network $prefix (stale endpoints); docker network rm it later" >&2
+    sleep 2
+  done
   if [ "$status" -ne 0 ] && [ -f "$work/gateway.log" ]; then
     echo "bench: failed; the gateway's last log lines:" >&2
     tail -n 20 "$work/gateway.log" >&2
