@@ -84,6 +84,10 @@ struct ServeCommand: ParsableCommand {
         if let path = settings.configPath { logger.info("settings from \(path)") }
         // Each connection holds two or three descriptors; the usual soft limit of 1024 is
         // too few for 500 users.
+        // One thread per connection would otherwise spread memory over up to 8 arenas per core.
+        if let arenas = GlibcAllocator.limitArenas(to: max(2, ProcessInfo.processInfo.activeProcessorCount)) {
+            logger.info("malloc arenas limited to \(arenas)")
+        }
         if let files = FileDescriptorLimit.raiseSoftLimitToHard() {
             let raised = files.limit != files.previous ? " (raised from \(files.previous))" : ""
             logger.info("file descriptor limit \(files.limit)\(raised)")
