@@ -12,13 +12,14 @@ image="devenv-gw:test-$(pwd -P | sha256sum | cut -c1-12)"
 trap 'docker rmi --force "$image" >/dev/null 2>&1 || true' EXIT
 bash scripts/build-gateway-image.sh "$image"
 export DEVENV_GW_TEST_GATEWAY_IMAGE=$image
-# Tests share one Docker engine and many processes: run them one at a time.
-swift test --skip-build "$@"
-# The scale benchmark as a smoke test (every login, session and echo works with 50 users
-# at once; no timing is asserted), on the release binary the image build just made. Left
-# out when the suite was narrowed with arguments.
+# The scale benchmark as a smoke test: every login, session and echo works with 50 users at
+# once (no timing is asserted), on the release binary the image build just made. It runs
+# before the suite so that the suite's summary closes the run, and is left out when the
+# suite was narrowed with arguments.
 if [ $# -eq 0 ]; then
   gateway_bin=$(swift build -c release --static-swift-stdlib --product devenv-gw --scratch-path .build-gateway \
     --show-bin-path)/devenv-gw
   bash bench/scale.sh --users 50 --duration 10 --bin "$gateway_bin"
 fi
+# Tests share one Docker engine and many processes: run them one at a time.
+swift test --skip-build "$@"
