@@ -18,6 +18,10 @@ final class HomeEntryMapper {
     private(set) var entries = 0
     private(set) var contentBytes: Int64 = 0
     private var currentSize: Int64 = 0
+    /// Mapped paths of the symbolic links among the entries so far: an extractor follows
+    /// them, so a later entry under one would land wherever the link points.
+    /// Keyed by mapped path, with the link's path in the archive for messages.
+    private var symbolicLinks: [[UInt8]: String] = [:]
 
     init(from: String, to: String, ownerChange: (from: Int, to: Int)? = nil, emit: Sink?) {
         self.from = Array(from.utf8)
@@ -46,8 +50,21 @@ final class HomeEntryMapper {
             guard entry.linkPath != to else {
                 throw BackupError.badHomeEntry(path: original.displayPath, reason: "a hard link to a directory")
             }
+            try refuseLinkAncestor(of: entry.linkPath, in: original)
         default:
             break
+        }
+        try refuseLinkAncestor(of: path, in: original)
+        // A hard link to a symbolic link is one more symbolic link (link(2) does not follow it).
+        if entry.typeflag == TarEntry.symbolicLink
+            || (entry.typeflag == TarEntry.hardLink && symbolicLinks[entry.linkPath] != nil) {
+            symbolicLinks[path] = original.displayPath
+        }
+        // Sizes are summed before the content is read: a huge declared size must be refused
+        // here, it is not yet known to be a lie.
+        let (total, overflow) = contentBytes.addingReportingOverflow(entry.size)
+        guard !overflow else {
+            throw BackupError.corrupt("the size of \(original.displayPath) (\(entry.size) bytes) is impossible")
         }
         // Keep a directory's trailing slash, as tar writers do.
         entry.path = path + (original.path.last == UInt8(ascii: "/") ? [UInt8(ascii: "/")] : [])
@@ -56,7 +73,7 @@ final class HomeEntryMapper {
             if entry.gid == change.from { entry.gid = change.to }
         }
         entries += 1
-        contentBytes += entry.size
+        contentBytes = total
         currentSize = entry.size
         if let emit { try entry.encodedHeader().withUnsafeBytes { try emit($0) } }
     }
@@ -69,6 +86,19 @@ final class HomeEntryMapper {
         guard let emit else { return }
         let count = TarFormat.paddingCount(for: currentSize)
         if count > 0 { try TarFormat.padding(for: currentSize).withUnsafeBytes { try emit($0) } }
+    }
+
+    /// Refuses a path that goes through a symbolic link an earlier entry made, even one a
+    /// later entry replaced: what an extractor does with such a path depends on the order it
+    /// takes, and a home read from disk never holds one.
+    private func refuseLinkAncestor(of path: [UInt8], in entry: TarEntry) throws {
+        guard !symbolicLinks.isEmpty else { return }
+        for (index, byte) in path.enumerated() where byte == UInt8(ascii: "/") {
+            if let link = symbolicLinks[Array(path[..<index])] {
+                throw BackupError.badHomeEntry(path: entry.displayPath,
+                                               reason: "it lies under \(link), a symbolic link in the archive")
+            }
+        }
     }
 
     /// `from[/rest]` → `to[/rest]`, refusing absolute paths, `.` and `..` components and

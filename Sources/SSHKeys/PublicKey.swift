@@ -12,6 +12,8 @@ public enum PublicKeyError: Error, Equatable, CustomStringConvertible {
     case rsaTooShort(bits: Int)
     case malformed(String)
     case typeMismatch(declared: String, actual: String)
+    /// Parses, but no real key pair has it (`DegenerateKeys`).
+    case degenerate(String)
 
     public var description: String {
         switch self {
@@ -33,6 +35,9 @@ public enum PublicKeyError: Error, Equatable, CustomStringConvertible {
             return "the key data is not a valid public key (\(detail))"
         case .typeMismatch(let declared, let actual):
             return "the key says it is \(declared) but its data is \(actual)"
+        case .degenerate(let detail):
+            return "the key is not a usable public key (\(detail)): anybody could sign for it; "
+                + "generate a new key with ssh-keygen"
         }
     }
 }
@@ -82,6 +87,9 @@ public struct PublicKey: Equatable, Hashable, Sendable {
         if actual == "ssh-dss" { throw PublicKeyError.dsaRefused }
         let bits = key.bits
         if actual == "ssh-rsa" && bits < 2048 { throw PublicKeyError.rsaTooShort(bits: bits) }
+        if let problem = DegenerateKeys.problem(type: actual, blob: try key.publicBlob()) {
+            throw PublicKeyError.degenerate(problem)
+        }
         self.type = actual
         self.base64 = try key.publicBase64()
         self.comment = comment

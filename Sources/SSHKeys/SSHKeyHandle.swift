@@ -39,19 +39,19 @@ final class SSHKeyHandle {
 
     /// The RSA public blob is string("ssh-rsa"), mpint(e), mpint(n) (RFC 4253 §6.6).
     static func rsaModulusBits(blob: [UInt8]) -> Int {
-        var offset = 0
-        func field() -> ArraySlice<UInt8>? {
-            guard offset + 4 <= blob.count else { return nil }
-            let length = blob[offset..<offset + 4].reduce(0) { $0 << 8 | Int($1) }
-            offset += 4
-            guard length >= 0, offset + length <= blob.count else { return nil }
-            defer { offset += length }
-            return blob[offset..<offset + length]
-        }
-        guard field() != nil, field() != nil, let modulus = field() else { return 0 }
+        guard let fields = SSHBlob.fields(blob), fields.count == 3 else { return 0 }
+        let modulus = fields[2]
         guard let first = modulus.firstIndex(where: { $0 != 0 }) else { return 0 }
         let leading = modulus[first]
         return (modulus.endIndex - first) * 8 - leading.leadingZeroBitCount
+    }
+
+    /// The public key in SSH wire form.
+    func publicBlob() throws -> [UInt8] {
+        guard let blob = Data(base64Encoded: try publicBase64()) else {
+            throw PublicKeyError.malformed("cannot export the public key")
+        }
+        return [UInt8](blob)
     }
 
     func publicBase64() throws -> String {

@@ -217,6 +217,35 @@ public enum TarFormat {
         return value
     }
 
+    /// A PAX time (`mtime`, `atime`, `ctime`): decimal seconds, optionally negative, with an
+    /// optional fraction, as whole seconds rounded down. Nil for anything else (`nan`, `inf`,
+    /// exponents, hex) and for times outside Int64 seconds, which no file system holds.
+    public static func paxTime(_ value: [UInt8]) -> Int64? {
+        let isDigit = { (byte: UInt8) in byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") }
+        let negative = value.first == UInt8(ascii: "-")
+        let unsigned = negative ? value.dropFirst() : value[...]
+        let point = unsigned.firstIndex(of: UInt8(ascii: ".")) ?? unsigned.endIndex
+        let whole = unsigned[..<point], fraction = unsigned[point...].dropFirst()
+        guard !whole.isEmpty, whole.allSatisfy(isDigit), fraction.allSatisfy(isDigit),
+              var seconds = Int64(String(decoding: value[..<point], as: UTF8.self)) else { return nil }
+        if negative && fraction.contains(where: { $0 != UInt8(ascii: "0") }) {
+            let (floor, overflow) = seconds.subtractingReportingOverflow(1)
+            guard !overflow else { return nil }
+            seconds = floor
+        }
+        return seconds
+    }
+
+    /// Bytes from an archive for a message: at most 40 of them, control bytes escaped.
+    static func quoted(_ bytes: [UInt8]) -> String {
+        var text = "'"
+        for byte in bytes.prefix(40) {
+            text += byte >= 0x20 && byte < 0x7f && byte != UInt8(ascii: "'") && byte != UInt8(ascii: "\\")
+                ? String(UnicodeScalar(byte)) : "\\x" + (byte < 16 ? "0" : "") + String(byte, radix: 16)
+        }
+        return text + (bytes.count > 40 ? "'…" : "'")
+    }
+
     /// A NUL-terminated string field.
     static func string(_ header: UnsafeRawBufferPointer, at offset: Int, width: Int) -> [UInt8] {
         Array(UnsafeRawBufferPointer(rebasing: header[offset..<offset + width]).prefix { $0 != 0 })

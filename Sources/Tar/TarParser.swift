@@ -242,19 +242,25 @@ public final class TarParser {
                 return value
             }
             switch record.key {
-            case "path": entry.path = record.value
-            case "linkpath": entry.linkPath = record.value
+            case "path", "linkpath":
+                // A NUL cannot be part of a file name; the engine would cut the name there.
+                guard !record.value.contains(0) else {
+                    throw TarError.malformedHeader(offset: start, detail: "NUL byte in PAX \(record.key)")
+                }
+                if record.key == "path" { entry.path = record.value } else { entry.linkPath = record.value }
             case "size": size = try integer()
             case "uid": entry.uid = Int(try integer())
             case "gid": entry.gid = Int(try integer())
             case "uname": entry.userName = record.value
             case "gname": entry.groupName = record.value
-            case "mtime":
-                let text = String(decoding: record.value, as: UTF8.self)
-                guard let seconds = Double(text) else {
-                    throw TarError.malformedHeader(offset: start, detail: "bad PAX mtime")
+            case "mtime", "atime", "ctime":
+                // Kept as given for the writer (nanoseconds survive), so each must be a time the
+                // engine can read too, not only one this parser can.
+                guard let seconds = TarFormat.paxTime(record.value) else {
+                    throw TarError.malformedHeader(offset: start, detail: "bad PAX \(record.key) "
+                                                   + TarFormat.quoted(record.value))
                 }
-                entry.mtime = Int64(seconds.rounded(.down))
+                if record.key == "mtime" { entry.mtime = seconds }
                 entry.extraRecords.append(record)
             default:
                 if record.key.hasPrefix("GNU.sparse") {
@@ -288,7 +294,9 @@ public final class TarParser {
         while index < data.count {
             guard let space = data[index...].firstIndex(of: UInt8(ascii: " ")),
                   let length = Int(String(decoding: data[index..<space], as: UTF8.self)),
-                  length > space - index, index + length <= data.count, data[index + length - 1] == UInt8(ascii: "\n"),
+                  // `length <= count - index`, not `index + length <= count`: a length near
+                  // Int.max must be refused, not overflow.
+                  length > space - index, length <= data.count - index, data[index + length - 1] == UInt8(ascii: "\n"),
                   let equals = data[(space + 1)..<(index + length)].firstIndex(of: UInt8(ascii: "="))
             else {
                 throw TarError.malformedHeader(offset: offset, detail: "bad PAX record")

@@ -140,12 +140,21 @@ public final class WorkspaceManager: @unchecked Sendable {
             throw WorkspaceError.imageMissing(settings.image)
         }
         let spec = containerSpec(for: user)
+        let id: String
         do {
-            let id = try docker.createContainer(name: name, spec: spec)
-            try docker.uploadArchive(container: id, path: "/", tar: identity.metadataArchive())
+            id = try docker.createContainer(name: name, spec: spec)
         } catch DockerError.conflict {
             // Another gateway process created it first: it injects the identity itself.
             return
+        }
+        do {
+            try docker.uploadArchive(container: id, path: "/", tar: identity.metadataArchive())
+        } catch {
+            // Without its identity the container's sshd cannot let the gateway in, and the
+            // next login would find the container and only start it: remove it, so that the
+            // next login creates it again. The home volume stays.
+            try? docker.removeContainer(id, force: true)
+            throw error
         }
     }
 

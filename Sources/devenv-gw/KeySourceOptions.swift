@@ -85,6 +85,13 @@ struct KeySourceOptions: ParsableArguments {
         } else {
             let fd = open(path, O_RDONLY | O_CLOEXEC)
             guard fd >= 0 else { throw CLIError("cannot read \(source): \(String(cString: strerror(errno)))") }
+            // open(2) succeeds on a directory; only the read fails, with a Foundation error
+            // that names no file.
+            var status = stat()
+            if fstat(fd, &status) == 0 && (status.st_mode & S_IFMT) == S_IFDIR {
+                close(fd)
+                throw CLIError("cannot read \(source): it is a directory, not a key file")
+            }
             handle = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
         }
         let data: Data

@@ -71,7 +71,8 @@ struct ServeCommand: ParsableCommand {
     var forwarding: String?
 
     func run() throws {
-        var logger = Logger(label: "devenv-gw")
+        // Client-chosen text reaches this log: escaped, it cannot forge a line.
+        var logger = Logger(label: "devenv-gw", factory: { EscapingLogHandler(label: $0) })
         logger.logLevel = .info
         let settings = try ServeSettings(self)
         if printConfig { return print(settings.configText, terminator: "") }

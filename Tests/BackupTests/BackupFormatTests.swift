@@ -158,6 +158,39 @@ final class BackupFormatTests: XCTestCase {
         }
     }
 
+    /// Lengths, sizes and times that overflow, and entries under a symbolic link the archive
+    /// made, in a backup whose manifest and end marker are valid: each is refused with why.
+    func testHostileHomesAreRefusedNotACrash() throws {
+        let manifestEntry = BackupFormat.metadataEntry(
+            BackupFormat.manifestPath, json: try BackupFormat.encoder.encode(manifest(user: "alice", uid: 2000, hasHome: true)),
+            mtime: Date())
+        for hostile in HostileHome.all {
+            let archive = try CraftedTar.backup(manifest: manifestEntry, home: hostile.home, entries: hostile.entries,
+                                                contentBytes: hostile.contentBytes)
+            for pieceSize in [512, 65536] {
+                XCTAssertThrowsError(try readBack(archive, pieceSize: pieceSize) { _ in
+                    RestoreTarget(directory: "alice", uid: 2000, emit: { _ in })
+                }, hostile.name) { error in
+                    XCTAssertTrue(hostile.isRefusal("\(error)"), "\(hostile.name): \(error)")
+                }
+            }
+        }
+    }
+
+    /// A hard link whose target lies under a symbolic link of the archive is refused too.
+    func testHardLinkThroughASymbolicLinkIsRefused() throws {
+        let manifestEntry = BackupFormat.metadataEntry(
+            BackupFormat.manifestPath, json: try BackupFormat.encoder.encode(manifest(user: "alice", uid: 2000, hasHome: true)),
+            mtime: Date())
+        let home = CraftedTar.header("home/", type: "5") + CraftedTar.header("home/esc", type: "2", linkName: "/etc")
+            + CraftedTar.header("home/h", type: "1", linkName: "home/esc/shadow")
+        let archive = try CraftedTar.backup(manifest: manifestEntry, home: home, entries: 3, contentBytes: 0)
+        XCTAssertThrowsError(try readBack(archive) { _ in RestoreTarget(directory: "alice", uid: 2000, emit: nil) }) { error in
+            XCTAssertEqual("\(error)", "the backup holds an entry that cannot be restored: home/h: "
+                           + "it lies under home/esc, a symbolic link in the archive")
+        }
+    }
+
     // MARK: - Helpers
 
     private func manifest(user: String, uid: Int, hasHome: Bool) -> BackupManifest {

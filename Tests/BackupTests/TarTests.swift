@@ -101,6 +101,40 @@ final class TarTests: XCTestCase {
         }
     }
 
+    /// Record lengths and times that overflow a machine integer are malformed headers, not
+    /// traps: each PAX case in its own archive, read whole and byte by byte.
+    func testOverflowingPAXRecordsAreMalformed() throws {
+        let file = CraftedTar.header("f")
+        // Record syntax is refused at the PAX header (byte 0), values at the entry's header.
+        let cases: [([UInt8], String, Int64)] = [
+            (CraftedTar.record("comment", "a") + Array("9223372036854775800 path=x\n".utf8), "bad PAX record", 0),
+            (Array("9223372036854775807 path=x\n".utf8), "bad PAX record", 0),
+            (CraftedTar.record("path", "a\0b"), "NUL byte in PAX path", 1024),
+        ] + ["nan", "inf", "-inf", "1e300", "-1e300", "0x10", "9223372036854775808", "1.5e3", ""].map {
+            (CraftedTar.record("mtime", $0), "bad PAX mtime '\($0)'", 1024)
+        } + [(CraftedTar.record("atime", "nan"), "bad PAX atime 'nan'", 1024),
+             (CraftedTar.record("ctime", "-inf"), "bad PAX ctime '-inf'", 1024)]
+        for (records, detail, offset) in cases {
+            for pieceSize in [1, 4096] {
+                XCTAssertThrowsError(try parse(CraftedTar.pax(records) + file + TarFormat.endOfArchive, pieceSize: pieceSize),
+                                     detail) { error in
+                    XCTAssertEqual(error as? TarError, .malformedHeader(offset: offset, detail: detail))
+                }
+            }
+        }
+    }
+
+    /// PAX times: decimal seconds with an optional sign and fraction, rounded down, within Int64.
+    func testPAXTimes() {
+        let valid: [(String, Int64)] = [("0", 0), ("1700000000.123456789", 1_700_000_000), ("-1.5", -2), ("-2", -2),
+                                        ("-0.000", 0), ("12.", 12), ("9223372036854775807", Int64.max),
+                                        ("-9223372036854775808", Int64.min)]
+        for (text, seconds) in valid { XCTAssertEqual(TarFormat.paxTime(Array(text.utf8)), seconds, text) }
+        for text in ["", "-", ".5", "+1", " 1", "1 ", "1.2.3", "nan", "inf", "1e3", "-9223372036854775808.5", "0x1"] {
+            XCTAssertNil(TarFormat.paxTime(Array(text.utf8)), text)
+        }
+    }
+
     // MARK: - Helpers
 
     final class Collector: TarParserDelegate {

@@ -206,6 +206,49 @@ final class AdminCommandTests: XCTestCase {
         XCTAssertEqual(try registryState(), before)
     }
 
+    /// A directory given as the key file is named as such, not with a Foundation error code.
+    func testADirectoryAsKeyFileIsAClearError() throws {
+        let result = try cli(["adduser", "bob", "--key-file", keys.path])
+        XCTAssertEqual(result.status, 1, result.stderr)
+        XCTAssertEqual(result.stderr, "devenv-gw: error: cannot read '\(keys.path)': it is a directory, not a key file\n")
+    }
+
+    /// Keys that parse but that no key pair has (anybody could sign for them) are refused:
+    /// Ed25519 points of small order, the all-zero key among them, and RSA exponent 1 or an
+    /// even modulus.
+    func testDegenerateKeysAreRefused() throws {
+        func line(_ type: String, _ fields: [[UInt8]]) -> String {
+            let blob = ([Array(type.utf8)] + fields).flatMap { field -> [UInt8] in
+                withUnsafeBytes(of: UInt32(field.count).bigEndian, Array.init) + field
+            }
+            return "\(type) \(Data(blob).base64EncodedString()) degenerate@test"
+        }
+        // A real RSA key's modulus, with a bad exponent or made even.
+        let rsa = Data(base64Encoded: String(try newKey("rsa", type: "rsa", bits: "2048").split(separator: " ")[1]))!
+        let modulus = Array(rsa.suffix(257))  // 2048 bits with a leading zero byte
+        XCTAssertEqual(modulus.first, 0)
+        let degenerate = [
+            line("ssh-ed25519", [[UInt8](repeating: 0, count: 32)]),
+            line("ssh-ed25519", [[1] + [UInt8](repeating: 0, count: 31)]),
+            line("ssh-ed25519", [[0xec] + [UInt8](repeating: 0xff, count: 30) + [0xff]]),
+            line("ssh-rsa", [[1], modulus]),
+            line("ssh-rsa", [[1, 0, 0], modulus]),
+            line("ssh-rsa", [[1, 0, 1], modulus.dropLast() + [modulus.last! & 0xfe]]),
+        ]
+        XCTAssertEqual(try cli(["adduser", "alice", "--key", try newKey("alice")]).status, 0)
+        let before = try registryState()
+        for key in degenerate {
+            for arguments in [["adduser", "bob", "--key", key], ["keys", "add", "alice", "--key", key]] {
+                let result = try cli(arguments)
+                XCTAssertEqual(result.status, 1, "\(key): \(result.stderr)")
+                XCTAssertTrue(result.stderr.contains("the key is not a usable public key ("), "\(key): \(result.stderr)")
+            }
+        }
+        XCTAssertEqual(try registryState(), before)
+        XCTAssertEqual(try cli(["adduser", "bob", "--key", line("ssh-rsa", [[1, 0, 1], modulus])]).status, 0,
+                       "the same modulus with exponent 65537 is a key")
+    }
+
     func testUsageErrorsExitTwo() throws {
         let key = try newKey("alice")
         let file = keys.appendingPathComponent("alice.pub").path

@@ -125,6 +125,29 @@ final class BackupRestoreTests: GatewayTestCase {
         XCTAssertEqual(try alice.ssh("alice", port: gateway.port, "cat after-backup.txt").output, "two\n")
     }
 
+    /// Archives with a valid manifest and end marker whose home lies about a length, a size or
+    /// a time, or holds a file under a symbolic link it made: `restore --force` of each exits
+    /// 1 saying why (no crash, no backtrace) and changes nothing.
+    func testCraftedArchivesAreRefusedChangingNothing() throws {
+        let bob = try register("bob")
+        XCTAssertEqual(try alice.ssh("alice", port: gateway.port, "echo one > first.txt").status, 0)
+        XCTAssertEqual(try bob.ssh("bob", port: gateway.port, "true").status, 0)
+        try admin(["backup", "alice", "-o", archive])
+        let manifest = CraftedTar.manifestEntry(of: [UInt8](try Data(contentsOf: URL(fileURLWithPath: archive))))
+        let before = try state()
+        for hostile in HostileHome.all {
+            let crafted = keys.appendingPathComponent("crafted.tar")
+            try Data(try CraftedTar.backup(manifest: manifest, home: hostile.home, entries: hostile.entries,
+                                           contentBytes: hostile.contentBytes)).write(to: crafted)
+            let result = try gateway.admin(["restore", "alice", "-i", crafted.path, "--force"])
+            XCTAssertEqual(result.status, 1, "\(hostile.name): \(result.stderr)")
+            XCTAssertTrue(result.stderr.hasPrefix("devenv-gw: error: the backup "), "\(hostile.name): \(result.stderr)")
+            XCTAssertTrue(hostile.isRefusal(result.stderr), "\(hostile.name): \(result.stderr)")
+            XCTAssertEqual(result.stderr.filter { $0 == "\n" }.count, 1, result.stderr)
+            XCTAssertEqual(try state(), before, "\(hostile.name) changed nothing")
+        }
+    }
+
     /// bob's archive restored as carol: a registration of her own with bob's keys, and the
     /// files given to her uid.
     func testRestoreUnderAnotherNameGivesTheFilesToTheNewUid() throws {

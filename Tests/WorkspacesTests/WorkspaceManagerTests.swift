@@ -118,6 +118,74 @@ final class WorkspaceManagerTests: XCTestCase {
         XCTAssertFalse(try manager.stop(try UserName("nobody")))
     }
 
+    /// Relays the engine's socket, but while the FLAG file exists answers every archive upload
+    /// with the engine's 500: `failing_relay SOCKET FLAG`. Each request of the client comes
+    /// on a connection of its own, so the request line decides.
+    static let failingRelay = """
+        import os, socket, sys, threading
+        path, flag = sys.argv[1], sys.argv[2]
+        server = socket.socket(socket.AF_UNIX)
+        server.bind(path)
+        server.listen(64)
+        def pipe(source, sink):
+            try:
+                while data := source.recv(65536):
+                    sink.sendall(data)
+            except OSError:
+                pass
+            try:
+                sink.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
+        def serve(client):
+            head = b""
+            while b"\\r\\n\\r\\n" not in head:
+                data = client.recv(65536)
+                if not data:
+                    return client.close()
+                head += data
+            line = head.split(b"\\r\\n", 1)[0]
+            if os.path.exists(flag) and line.startswith(b"PUT ") and b"/archive" in line:
+                body = b'{"message":"injected upload failure"}'
+                client.sendall(b"HTTP/1.1 500 Internal Server Error\\r\\nContent-Type: application/json\\r\\n"
+                               + b"Content-Length: %d\\r\\nConnection: close\\r\\n\\r\\n" % len(body) + body)
+                return client.close()
+            engine = socket.socket(socket.AF_UNIX)
+            engine.connect("/var/run/docker.sock")
+            engine.sendall(head)
+            threading.Thread(target=pipe, args=(engine, client), daemon=True).start()
+            pipe(client, engine)
+        while True:
+            connection, _ = server.accept()
+            threading.Thread(target=serve, args=(connection,), daemon=True).start()
+        """
+
+    /// When the identity cannot be put into a new container, the container is removed again,
+    /// so the next login creates a complete one instead of starting a broken one.
+    func testAFailedIdentityUploadLeavesNoContainerAndTheNextLoginWorks() throws {
+        let socket = directory.appendingPathComponent("engine.sock").path
+        let flag = directory.appendingPathComponent("fail-uploads").path
+        XCTAssertTrue(FileManager.default.createFile(atPath: flag, contents: nil))
+        let relay = try BackgroundProcess("/usr/bin/python3", ["-c", Self.failingRelay, socket, flag])
+        defer { relay.stop() }
+        let deadline = Date().addingTimeInterval(5)
+        while !FileManager.default.fileExists(atPath: socket) && Date() < deadline { usleep(20_000) }
+        let flaky = WorkspaceManager(docker: DockerClient(host: "unix://\(socket)"), settings: manager.settings)
+        let dave = try identity("dave")
+
+        XCTAssertThrowsError(try flaky.ensure(dave)) { error in
+            XCTAssertTrue("\(error)".contains("injected upload failure"), "\(error)")
+        }
+        let name = manager.settings.containerName(for: dave.user)
+        XCTAssertThrowsError(try docker.inspectContainer(name), "no half-made container is left") { error in
+            guard case DockerError.notFound = error else { return XCTFail("\(error)") }
+        }
+
+        try FileManager.default.removeItem(atPath: flag)
+        let endpoint = try flaky.ensure(dave)
+        XCTAssertTrue(endpoint.created, "created anew, and its sshd answered")
+    }
+
     func testMissingImageIsAClearErrorAndCreatesNoContainer() throws {
         let broken = WorkspaceManager(docker: docker, settings: WorkspaceSettings(prefix: prefix, image: "devenv-missing:\(prefix)"))
         XCTAssertThrowsError(try broken.ensure(try identity("erin"))) { error in
