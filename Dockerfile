@@ -6,13 +6,16 @@
 #   scripts/build-gateway-image.sh          # swift build -c release --static-swift-stdlib,
 #                                           # then docker build -t devenv-gw:latest
 #
+# iptables: `serve` installs the egress rules (egress-deny) in the host's firewall; it picks
+# the backend (nft or legacy) that holds Docker's own rules.
+#
 # The build context is a directory holding just the binary, named devenv-gw. On a machine
 # that can pull the official Swift image, Dockerfile.source builds from source instead.
 FROM debian:bookworm-slim
 
 RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-        libssh-4 libcurl4 libsqlite3-0 ca-certificates \
+        libssh-4 libcurl4 libsqlite3-0 ca-certificates iptables \
     && rm -rf /var/lib/apt/lists/*
 
 COPY devenv-gw /usr/local/bin/devenv-gw

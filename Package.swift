@@ -35,6 +35,8 @@ let package = Package(
         .target(name: "Backup", dependencies: ["CCrypto", "Tar", "Registry", "SSHKeys", "Workspaces", "DockerEngine", "UserNames"],
                 swiftSettings: swift5),
         .target(name: "Audit", swiftSettings: swift5),
+        // The firewall rules that keep workspaces from the gateway host and cloud metadata.
+        .target(name: "Egress", swiftSettings: swift5),
         .target(
             name: "Gateway",
             dependencies: [
@@ -46,7 +48,7 @@ let package = Package(
         .executableTarget(
             name: "devenv-gw",
             dependencies: [
-                "Gateway", "Registry", "Workspaces", "DockerEngine", "CurlHTTP", "SSHKeys", "Audit", "UserNames", "Backup",
+                "Gateway", "Registry", "Workspaces", "DockerEngine", "CurlHTTP", "SSHKeys", "Audit", "UserNames", "Backup", "Egress",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "TOMLKit", package: "TOMLKit"),
             ],
@@ -64,6 +66,7 @@ let package = Package(
                     exclude: ["Scripts"],  // Python clients the data-integrity tests run
                     swiftSettings: swift5),
         .testTarget(name: "AuditTests", dependencies: ["Audit", "TestSupport"], swiftSettings: swift5),
+        .testTarget(name: "EgressTests", dependencies: ["Egress", "TestSupport"], swiftSettings: swift5),
         .testTarget(name: "GatewayImageTests", dependencies: ["TestSupport"], swiftSettings: swift5),
         .target(name: "TestSupport", dependencies: ["DockerEngine"], path: "Tests/TestSupport", swiftSettings: swift5),
     ]

@@ -107,6 +107,19 @@ public struct HomeRestore {
             return RestoreTarget(directory: user.value, uid: manifest.uid, emit: nil)
         }
         let checked = try Self.readAll(input, into: reader) { try progress(1, $0) }
+        // The rest holds the workspace from the check to the last byte written: a login in
+        // between could otherwise start it and write into a home about to be replaced.
+        return try workspaces.exclusively(user, for: "being restored") {
+            try restore(checked, request, from: input, progress: progress)
+        }
+    }
+
+    // MARK: - Internals
+
+    /// Steps 2 to 4 of `run`, holding the user's workspace.
+    private func restore(_ checked: BackupSummary, _ request: RestoreRequest, from input: ArchiveInput,
+                         progress: @escaping (_ pass: Int, _ bytes: Int64) throws -> Void) throws -> RestoreReport {
+        let user = request.user
         let manifest = checked.manifest
 
         // 2. What the registry and the engine hold now; refusals change nothing.
@@ -119,12 +132,15 @@ public struct HomeRestore {
         let hasData = try resources.volumeExists && workspaces.homeHasData(user)
         if hasData && !request.force { throw RestoreRefusal.homeHasData(user: user.value, volume: volume) }
 
-        // 3. With --force, the current home is saved before it is replaced.
+        // 3. With --force, the workspace is stopped (ending its sessions and processes), so
+        // the saved copy is the home as it was at the last write, then the home is saved
+        // before it is replaced.
         var savedHome: String?
         if hasData {
             guard let owner = try registry.recordIncludingRemoved(of: user) else {
                 throw RestoreRefusal.unknownOwner(user: user.value, volume: volume)
             }
+            try workspaces.stop(user)
             savedHome = try saveCurrentHome(of: user, record: owner, in: request.saveDirectory)
         }
 
@@ -161,8 +177,6 @@ public struct HomeRestore {
                                  : request.renamedFrom == nil ? .restored : .registeredRenamed,
                              uid: uid, savedHome: savedHome)
     }
-
-    // MARK: - Internals
 
     /// Feeds all of `input` to `reader` and checks its end.
     static func readAll(_ input: ArchiveInput, into reader: BackupReader,

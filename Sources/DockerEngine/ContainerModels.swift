@@ -202,6 +202,13 @@ public struct NetworkDetails: Decodable, Sendable {
     enum CodingKeys: String, CodingKey {
         case id = "Id", name = "Name", driver = "Driver", options = "Options", labels = "Labels"
     }
+
+    /// The host interface of a bridge network: the name its options give, else the one
+    /// the engine makes up, `br-` and the first 12 digits of the network's id.
+    public var bridgeInterface: String {
+        if let name = options?["com.docker.network.bridge.name"], !name.isEmpty { return name }
+        return "br-" + id.prefix(12)
+    }
 }
 
 /// An image as the engine knows it.

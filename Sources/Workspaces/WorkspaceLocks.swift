@@ -14,6 +14,9 @@ final class WorkspaceLocks: @unchecked Sendable {
     private var locks: [String: NSLock] = [:]
     /// What holds each user's lock in this process.
     private var holders: [String: String] = [:]
+    /// The thread holding each user's lock, so an operation made of others (a restore
+    /// that stops, saves and replaces) can hold the lock across all of them.
+    private var owners: [String: pthread_t] = [:]
 
     init(directory: String?) {
         self.directory = directory
@@ -21,12 +24,17 @@ final class WorkspaceLocks: @unchecked Sendable {
 
     /// Runs `body` holding `user`'s lock, recorded as `purpose` (e.g. "being restored").
     /// With `wait`, gives up after that many seconds and throws `WorkspaceError.locked`
-    /// naming what holds the lock; without, waits as long as it takes.
+    /// naming what holds the lock; without, waits as long as it takes. On a thread that
+    /// holds the lock already, `body` just runs.
     func withLock<T>(_ user: UserName, for purpose: String, waitingAtMost wait: TimeInterval? = nil,
                      _ body: () throws -> T) throws -> T {
         let deadline = wait.map { Date().addingTimeInterval($0) }
         let key = user.value
         guardLock.lock()
+        if let owner = owners[key], pthread_equal(owner, pthread_self()) != 0 {
+            guardLock.unlock()
+            return try body()
+        }
         let lock = locks[key] ?? NSLock()
         locks[key] = lock
         guardLock.unlock()
@@ -43,17 +51,20 @@ final class WorkspaceLocks: @unchecked Sendable {
         return try body()
     }
 
+    /// Records what holds the lock and which thread; nil when it is released.
+    private func setHolder(_ purpose: String?, of key: String) {
+        guardLock.lock()
+        holders[key] = purpose
+        owners[key] = purpose == nil ? nil : pthread_self()
+        guardLock.unlock()
+    }
+
     private func holder(of key: String) -> String {
         guardLock.lock()
         defer { guardLock.unlock() }
         return holders[key] ?? "another operation in this process"
     }
 
-    private func setHolder(_ purpose: String?, of key: String) {
-        guardLock.lock()
-        holders[key] = purpose
-        guardLock.unlock()
-    }
 
     /// Takes the user's lock file, if there is a directory; returns its descriptor.
     private func lockFile(for key: String, purpose: String, deadline: Date?) throws -> Int32? {

@@ -97,6 +97,13 @@ extension WorkspaceManager {
         }
     }
 
+    /// Runs `body` holding the user's workspace lock, so no login starts the workspace and
+    /// no other operation touches it meanwhile; the manager's own operations called from
+    /// `body` on this thread run under the same hold.
+    public func exclusively<T>(_ user: UserName, for purpose: String, _ body: () throws -> T) throws -> T {
+        try locks.withLock(user, for: purpose, body)
+    }
+
     /// Stops and removes the user's container; false when there was none. The volume stays.
     @discardableResult
     public func removeContainer(of user: UserName) throws -> Bool {

@@ -19,8 +19,9 @@ public struct WorkspaceActivity: Sendable, Equatable {
 
 /// The result of one upgrade that did not fail.
 public enum UpgradeOutcome: Sendable, Equatable {
-    /// The container was replaced; `running` says whether the new one runs (as the old did).
-    case upgraded(running: Bool)
+    /// The container was replaced; `running` says whether the new one runs (as the old did),
+    /// `previousImage` what the old one was created from (for the audit trail).
+    case upgraded(running: Bool, previousImage: String)
     /// Left as it was, for the reason given.
     case skipped(String)
 }
@@ -85,7 +86,7 @@ extension WorkspaceManager {
                 }
                 if wasRunning { try docker.stopContainer(old.id, timeout: 10) }
                 try docker.removeContainer(old.id, force: true)
-                return .upgraded(running: wasRunning)
+                return .upgraded(running: wasRunning, previousImage: old.config.image)
             }
         }
     }

@@ -176,22 +176,32 @@ public final class WorkspaceManager: @unchecked Sendable {
                              networkingConfig: NetworkingConfig(network: settings.networkName))
     }
 
-    private func ensureNetwork() throws {
+    /// Creates the workspace network unless it exists. `serve` calls it at start, so the
+    /// egress rules for its bridge are in place before the first workspace joins it.
+    public func ensureNetwork() throws {
         networkLock.lock()
         defer { networkLock.unlock() }
         if networkReady { return }
-        do {
-            _ = try docker.inspectNetwork(settings.networkName)
-        } catch DockerError.notFound {
+        try mapEngineErrors {
             do {
-                try docker.createNetwork(name: settings.networkName,
-                                         options: ["com.docker.network.bridge.enable_icc": "false"],
-                                         labels: [WorkspaceLabel.instance: settings.prefix])
-            } catch DockerError.conflict {
-                // Created meanwhile by another process.
+                _ = try docker.inspectNetwork(settings.networkName)
+            } catch DockerError.notFound {
+                do {
+                    try docker.createNetwork(name: settings.networkName,
+                                             options: ["com.docker.network.bridge.enable_icc": "false"],
+                                             labels: [WorkspaceLabel.instance: settings.prefix])
+                } catch DockerError.conflict {
+                    // Created meanwhile by another process.
+                }
             }
         }
         networkReady = true
+    }
+
+    /// The host interface of the workspace network (which may have been recreated since
+    /// the last call: it is looked up each time).
+    public func networkInterface() throws -> String {
+        try mapEngineErrors { try docker.inspectNetwork(settings.networkName).bridgeInterface }
     }
 
     /// Waits until the container's sshd answers; fails at once when the container exits.

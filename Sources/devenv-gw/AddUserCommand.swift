@@ -39,7 +39,7 @@ struct AddUserCommand: ParsableCommand {
             print("added \(user) (uid \(added.uid)) with \(stored.count) \(noun):")
             for key in stored { print("  \(describe(key))") }
         }
-        let volume = WorkspaceSettings(prefix: global.prefix).volumeName(for: user)
+        let volume = try global.workspaceSettings().volumeName(for: user)
         if (try? DockerClient(requestTimeout: 5).inspectVolume(volume)) != nil {
             print("the existing home volume \(volume) is reattached")
         }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Audit
 import Backup
 import DockerEngine
 import Foundation
@@ -38,7 +39,9 @@ struct BackupCommand: ParsableCommand {
     func run() throws {
         let user = try UserName(name)
         let registry = try global.openRegistry()
-        let backup = HomeBackup(registry: registry, workspaces: image.workspaceManager(global))
+        let audit = try global.openAuditLog()
+        let workspaces = try global.workspaceManager(image.flags)
+        let backup = HomeBackup(registry: registry, workspaces: workspaces)
         let target = output ?? "\(user)-backup.tar"
         let toStdout = target == "-"
         if toStdout && isatty(STDOUT_FILENO) == 1 {
@@ -62,6 +65,11 @@ struct BackupCommand: ParsableCommand {
         }
         progress.end()
         let where_ = toStdout ? "standard output" : target
+        let settings = workspaces.settings
+        audit.record(.workspaceBackedUp(
+            AuditWorkspace(user: user.value, container: settings.containerName(for: user), image: summary.manifest.image,
+                           volume: summary.manifest.hasHome ? settings.volumeName(for: user) : nil),
+            archive: toStdout ? "-" : Self.absolute(target), bytes: summary.archiveBytes, by: AuditAdmin.current))
         let text = "backed up \(user) (uid \(summary.manifest.uid)) to \(where_): "
             + (summary.manifest.hasHome
                 ? "\(summary.entries) entries, \(formatBytes(summary.contentBytes)) of files"
@@ -70,18 +78,22 @@ struct BackupCommand: ParsableCommand {
         // With the archive on standard output, the report goes to standard error.
         if toStdout { FileHandle.standardError.write(Data((text + "\n").utf8)) } else { print(text) }
     }
+
+    /// The archive's path as the audit trail keeps it: absolute, so it says where the file is.
+    static func absolute(_ path: String) -> String {
+        path.hasPrefix("/") ? path : (FileManager.default.currentDirectoryPath as NSString).appendingPathComponent(path)
+    }
 }
 
 /// The image of the temporary helper containers that read or write a home volume when the
 /// user has no container.
 struct HelperImageOption: ParsableArguments {
-    @Option(help: ArgumentHelp("Workspace image (env DEVENV_GW_IMAGE), used only for temporary helper containers "
+    @Option(help: ArgumentHelp("Workspace image (env DEVENV_GW_IMAGE, config image; default "
+                                   + "devenv-workspace:latest), used only for temporary helper containers "
                                    + "when the user has no workspace container.", valueName: "image"))
-    var image: String = ProcessInfo.processInfo.environment["DEVENV_GW_IMAGE"] ?? "devenv-workspace:latest"
+    var image: String?
 
-    func workspaceManager(_ global: GlobalOptions) -> WorkspaceManager {
-        WorkspaceManager(docker: DockerClient(), settings: global.workspaceSettings(image: image))
-    }
+    var flags: WorkspaceFlags { WorkspaceFlags(image: image) }
 }
 
 /// Bytes and rate on standard error while a transfer runs, only when standard error is a

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Audit
+import Egress
 import Foundation
 import Gateway
 import TOMLKit
@@ -26,10 +27,13 @@ enum ConfigKey: String, CaseIterable {
     case memoryMib = "memory-mib"
     case pidsLimit = "pids-limit"
     case cpuShares = "cpu-shares"
+    case egressDeny = "egress-deny"
 
     /// What a key's value must be.
     enum Kind {
         case string, integer, seconds, addresses
+        /// An array of strings, or one string with entries separated by commas.
+        case list
         /// An integer, or a `"START:RATE:FULL"` string.
         case startups
 
@@ -39,6 +43,7 @@ enum ConfigKey: String, CaseIterable {
             case .integer: return "an integer"
             case .seconds: return "a number of seconds"
             case .addresses: return "an array of \"HOST:PORT\" strings"
+            case .list: return "an array of strings, or \"none\""
             case .startups: return "an integer or a \"START:RATE:FULL\" string"
             }
         }
@@ -48,6 +53,7 @@ enum ConfigKey: String, CaseIterable {
         switch self {
         case .stateDir, .prefix, .audit, .hostkeys, .image, .forwarding: return .string
         case .listen: return .addresses
+        case .egressDeny: return .list
         case .authTimeout, .idleTimeout, .clientAliveInterval: return .seconds
         case .maxStartups: return .startups
         case .maxAuthTries, .maxStartupsPerSource, .maxConnections, .maxConnectionsPerUser,
@@ -74,12 +80,7 @@ enum ConfigKey: String, CaseIterable {
         case (.idleTimeout, .number(let seconds)):
             return seconds >= 0 && seconds <= 366 * 86400 ? nil : "must be 0 (never) to 31622400"
         case (.forwarding, .string(let text)):
-            do {
-                _ = try ForwardingPolicy(parsing: text)
-                return nil
-            } catch {
-                return "\(error)"
-            }
+            return Self.refusal { _ = try ForwardingPolicy(parsing: text) }
         case (.maxAuthTries, .integer(let count)):
             return (1...1000).contains(count) ? nil : "must be 1 to 1000"
         case (.maxStartups, .integer(let count)), (.maxStartupsPerSource, .integer(let count)),
@@ -88,16 +89,13 @@ enum ConfigKey: String, CaseIterable {
         case (.maxChannelsPerConnection, .integer(let count)):
             return count >= 1 && count <= 100_000 ? nil : "must be 1 to 100000"
         case (.maxStartups, .string(let text)):
-            do {
-                _ = try StartupLimits(parsing: text)
-                return nil
-            } catch {
-                return "\(error)"
-            }
+            return Self.refusal { _ = try StartupLimits(parsing: text) }
         case (.clientAliveInterval, .number(let seconds)):
             return seconds >= 0 && seconds <= 86400 ? nil : "must be 0 (never) to 86400"
         case (.clientAliveCountMax, .integer(let count)):
             return (1...1000).contains(count) ? nil : "must be 1 to 1000"
+        case (.egressDeny, .strings(let entries)):
+            return Self.refusal { _ = try EgressPolicy(parsing: entries) }
         case (.memoryMib, .integer(let mib)):
             return mib >= 64 && mib <= 16 * 1024 * 1024 ? nil : "must be at least 64"
         case (.pidsLimit, .integer(let count)):
@@ -106,6 +104,16 @@ enum ConfigKey: String, CaseIterable {
             return shares >= 2 && shares <= 262_144 ? nil : "must be 2 to 262144"
         default:
             return "must be \(kind.name)"
+        }
+    }
+
+    /// Why a value's own parser refuses it, or nil when it parses.
+    private static func refusal(_ parse: () throws -> Void) -> String? {
+        do {
+            try parse()
+            return nil
+        } catch {
+            return "\(error)"
         }
     }
 
@@ -228,17 +236,27 @@ struct ConfigFile {
             return (node.double ?? node.int.map(Double.init)).map(ConfigValue.number)
         case .startups:
             return node.int.map(ConfigValue.integer) ?? node.string.map(ConfigValue.string)
+        case .list:
+            if let single = node.string {
+                return .strings(single.split(separator: ",", omittingEmptySubsequences: false).map(String.init))
+            }
+            return strings(node)
         case .addresses:
             // One address may be given as a plain string.
             if let single = node.string { return .strings([single]) }
-            guard let array = node.array else { return nil }
-            var addresses: [String] = []
-            for element in array {
-                guard let text = element.string else { return nil }
-                addresses.append(text)
-            }
-            return .strings(addresses)
+            return strings(node)
         }
+    }
+
+    /// An array of strings, or nil when the node is anything else.
+    private static func strings(_ node: TOMLValueConvertible) -> ConfigValue? {
+        guard let array = node.array else { return nil }
+        var texts: [String] = []
+        for element in array {
+            guard let text = element.string else { return nil }
+            texts.append(text)
+        }
+        return .strings(texts)
     }
 
     private static func describe(_ node: TOMLValueConvertible) -> String {

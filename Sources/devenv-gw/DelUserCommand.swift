@@ -41,14 +41,14 @@ struct DelUserCommand: ParsableCommand {
         let registry = try global.openRegistry()
         let audit = try global.openAuditLog()
         let keyCount = try registry.user(named: user)?.keyCount
-        let volume = global.workspaceSettings().volumeName(for: user)
+        let volume = try global.workspaceSettings().volumeName(for: user)
         guard purge else {
             try registry.removeUser(user)
             audit.record(.userRemoved(user.value, keyCount: keyCount, by: AuditAdmin.current))
             print("removed \(user); the home volume \(volume) is kept")
             return
         }
-        let manager = WorkspaceManager(docker: DockerClient(), settings: global.workspaceSettings())
+        let manager = try global.workspaceManager()
         let registered = try registry.user(named: user) != nil
         let resources = try manager.resources(of: user)
         guard registered || resources.volumeExists || resources.container != nil else {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Audit
+import DockerEngine
 import Foundation
 import Workspaces
 import Registry
@@ -93,15 +94,45 @@ struct GlobalOptions: ParsableArguments {
     /// Where every process of this instance keeps the per-user workspace locks.
     var lockDirectory: String { (stateDir as NSString).appendingPathComponent("locks") }
 
-    /// The workspace settings of this instance (prefix, lock directory), with `image`.
-    func workspaceSettings(image: String? = nil) -> WorkspaceSettings {
-        var settings = image.map { WorkspaceSettings(prefix: prefix, image: $0) } ?? WorkspaceSettings(prefix: prefix)
+    /// The workspace settings of this instance, resolved the same way for every command:
+    /// prefix and lock directory from these options; the image from the flag, else
+    /// DEVENV_GW_IMAGE, else the config file's `image`, else the default; each limit from
+    /// its flag, else the file, else the default. A bad flag is a usage error.
+    func workspaceSettings(_ flags: WorkspaceFlags = WorkspaceFlags(),
+                           file: ConfigFile = CurrentConfig.file) throws -> WorkspaceSettings {
+        if let image = flags.image { try ConfigKey.image.checkFlag(.string(image)) }
+        for (key, value) in [(ConfigKey.memoryMib, flags.memoryMib), (.pidsLimit, flags.pidsLimit),
+                             (.cpuShares, flags.cpuShares)] {
+            if let value { try key.checkFlag(.integer(value)) }
+        }
+        let defaults = WorkspaceSettings(prefix: prefix)
+        var settings = WorkspaceSettings(
+            prefix: prefix,
+            image: flags.image ?? Self.environment("DEVENV_GW_IMAGE") ?? file.string(.image) ?? defaults.image,
+            memoryBytes: (flags.memoryMib ?? file.integer(.memoryMib)).map { Int64($0) * 1024 * 1024 } ?? defaults.memoryBytes,
+            pidsLimit: (flags.pidsLimit ?? file.integer(.pidsLimit)).map(Int64.init) ?? defaults.pidsLimit,
+            cpuShares: flags.cpuShares ?? file.integer(.cpuShares) ?? defaults.cpuShares)
         settings.lockDirectory = lockDirectory
         return settings
+    }
+
+    /// The one place a `WorkspaceManager` is made, so `serve` and every admin command
+    /// work on workspaces with the same settings.
+    func workspaceManager(_ flags: WorkspaceFlags = WorkspaceFlags()) throws -> WorkspaceManager {
+        WorkspaceManager(docker: DockerClient(), settings: try workspaceSettings(flags))
     }
 
     /// When each user last used their workspace, as the gateway records it.
     func activityLog() -> WorkspaceActivityLog {
         WorkspaceActivityLog(directory: (stateDir as NSString).appendingPathComponent("activity"))
     }
+}
+
+/// The workspace flags a command was given, nil where it was not; `GlobalOptions` fills
+/// in the rest.
+struct WorkspaceFlags {
+    var image: String?
+    var memoryMib: Int?
+    var pidsLimit: Int?
+    var cpuShares: Int?
 }

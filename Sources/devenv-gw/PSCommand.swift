@@ -14,7 +14,7 @@ struct PSCommand: ParsableCommand {
 
     func run() throws {
         let registry = try global.openRegistry()
-        let manager = WorkspaceManager(docker: DockerClient(), settings: global.workspaceSettings())
+        let manager = try global.workspaceManager()
         let workspaces = Dictionary(uniqueKeysWithValues: try manager.list().map { ($0.user, $0) })
         let registered = Set(try registry.users().map(\.name))
         let activity = global.activityLog()

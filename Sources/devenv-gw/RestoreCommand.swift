@@ -1,7 +1,10 @@
 import ArgumentParser
+import Audit
 import Backup
 import Foundation
+import Registry
 import UserNames
+import Workspaces
 
 /// `devenv-gw restore NAME [-i FILE | -i -] [--force] [--rename-from OLD]`.
 struct RestoreCommand: ParsableCommand {
@@ -58,8 +61,10 @@ struct RestoreCommand: ParsableCommand {
         } else {
             archive = ArchiveFileInput(path: source)
         }
-        let restore = HomeRestore(registry: try global.openRegistry(),
-                                  workspaces: image.workspaceManager(global))
+        let registry = try global.openRegistry()
+        let audit = try global.openAuditLog()
+        let workspaces = try global.workspaceManager(image.flags)
+        let restore = HomeRestore(registry: registry, workspaces: workspaces)
         let request = RestoreRequest(
             user: user, renamedFrom: renamedFrom, force: force,
             saveDirectory: saveDir ?? (global.stateDir as NSString).appendingPathComponent("replaced-homes"))
@@ -82,6 +87,7 @@ struct RestoreCommand: ParsableCommand {
             throw error
         }
         if pass > 0 { meters[pass - 1].end() }
+        try recordAudit(report, user: user, source: source, registry: registry, workspaces: workspaces, audit: audit)
 
         let summary = report.summary
         let keys = summary.manifest.record.keys.count
@@ -102,5 +108,22 @@ struct RestoreCommand: ParsableCommand {
         } else {
             print("the backup holds no home (\(summary.manifest.user) had not logged in); the next login creates one")
         }
+    }
+
+    /// A registration is recorded as `adduser` records one (the user and each key), then
+    /// the restore itself.
+    private func recordAudit(_ report: RestoreReport, user: UserName, source: String, registry: Registry,
+                             workspaces: WorkspaceManager, audit: AuditLog) throws {
+        let admin = AuditAdmin.current
+        if report.registration != .kept {
+            let keys = try registry.keys(of: user).map(\.key)
+            audit.record(.userAdded(user.value, uid: report.uid, keyCount: keys.count, by: admin))
+            for key in keys { audit.record(.keyAdded(AuditKey(key), to: user.value, by: admin)) }
+        }
+        let settings = workspaces.settings
+        audit.record(.workspaceRestored(
+            AuditWorkspace(user: user.value, container: settings.containerName(for: user),
+                           volume: report.summary.manifest.hasHome ? settings.volumeName(for: user) : nil),
+            archive: source == "-" ? "-" : BackupCommand.absolute(source), by: admin))
     }
 }

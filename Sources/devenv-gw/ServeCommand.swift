@@ -1,6 +1,7 @@
 import ArgumentParser
 import Audit
 import DockerEngine
+import Egress
 import Foundation
 import Gateway
 import Logging
@@ -70,6 +71,11 @@ struct ServeCommand: ParsableCommand {
                 + "(config forwarding; default all)."))
     var forwarding: String?
 
+    @Option(help: ArgumentHelp("Destinations workspaces may not connect to: a list of IPv4 networks and 'host' "
+                + "(every address of this host), or none (config egress-deny; default host,169.254.0.0/16).",
+                valueName: "list"))
+    var egressDeny: String?
+
     func run() throws {
         // Client-chosen text reaches this log: escaped, it cannot forge a line.
         var logger = Logger(label: "devenv-gw", factory: { EscapingLogHandler(label: $0) })
@@ -78,8 +84,8 @@ struct ServeCommand: ParsableCommand {
         if printConfig { return print(settings.configText, terminator: "") }
         let audit = try global.openAuditLog()
         let registry = try global.openRegistry()
-        let docker = DockerClient()
-        let manager = WorkspaceManager(docker: docker, settings: settings.workspace)
+        let manager = try global.workspaceManager(workspace.flags)
+        try guardEgress(settings.egress, manager: manager, logger: logger)
         let configuration = settings.gateway
         logger.info("audit events go to \(audit.destinationDescription)")
         if let path = settings.configPath { logger.info("settings from \(path)") }
@@ -114,8 +120,45 @@ struct ServeCommand: ParsableCommand {
     }
 }
 
-/// Workspace settings shared by `serve` and the commands that create containers: each the
-/// flag, else (for the image) DEVENV_GW_IMAGE, else the config file, else the default.
+extension ServeCommand {
+    /// Installs the rules that keep workspaces from the denied destinations before the
+    /// first login, and keeps them while serving. Without iptables or the right to change
+    /// the firewall the start fails (unless nothing is denied): workspaces would otherwise
+    /// reach the host silently. An engine that does not answer yet only delays the rules:
+    /// they are installed at the guard's next check once it answers.
+    func guardEgress(_ policy: EgressPolicy, manager: WorkspaceManager, logger: Logger) throws {
+        let firewall: EgressFirewall
+        do {
+            firewall = EgressFirewall(iptables: try IPTables.forDocker(), prefix: manager.settings.prefix)
+        } catch {
+            if policy.isOff {
+                logger.info("egress-deny is none; no egress rules (\(error))")
+                return
+            }
+            throw CLIError("cannot install the egress rules: \(error); run the gateway with CAP_NET_ADMIN and "
+                           + "iptables, or set egress-deny = [] to let workspaces reach every address")
+        }
+        let egress = EgressGuard(firewall: firewall, policy: policy, bridge: {
+            try manager.ensureNetwork()
+            return try manager.networkInterface()
+        }, log: { logger.notice("\($0)") })
+        do {
+            let applied = try egress.apply()
+            let denied = applied.denied.isEmpty ? "nothing (egress-deny is none)"
+                : applied.denied.map(\.description).joined(separator: " ")
+            logger.info("egress rules: \(firewall.chain) drops new connections from \(applied.bridge) to \(denied)")
+        } catch let error as EgressFirewallError {
+            throw CLIError("cannot install the egress rules: \(error); run the gateway with CAP_NET_ADMIN, "
+                           + "or set egress-deny = [] to let workspaces reach every address")
+        } catch {
+            logger.warning("the egress rules wait for the Docker engine: \(error)")
+        }
+        egress.keep(every: 10)
+    }
+}
+
+/// The workspace flags of `serve`: each the flag, else (for the image) DEVENV_GW_IMAGE,
+/// else the config file, else the default, resolved by `GlobalOptions.workspaceSettings`.
 struct WorkspaceOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Workspace image for new containers (env DEVENV_GW_IMAGE, config image; "
                 + "default devenv-workspace:latest)."))
@@ -130,18 +173,8 @@ struct WorkspaceOptions: ParsableArguments {
     @Option(help: "Relative CPU weight of each workspace (config cpu-shares; default 1024).")
     var cpuShares: Int?
 
-    func settings(prefix: String, file: ConfigFile = CurrentConfig.file) throws -> WorkspaceSettings {
-        if let image { try ConfigKey.image.checkFlag(.string(image)) }
-        for (key, value) in [(ConfigKey.memoryMib, memoryMib), (.pidsLimit, pidsLimit), (.cpuShares, cpuShares)] {
-            if let value { try key.checkFlag(.integer(value)) }
-        }
-        let defaults = WorkspaceSettings(prefix: prefix)
-        return WorkspaceSettings(
-            prefix: prefix,
-            image: image ?? GlobalOptions.environment("DEVENV_GW_IMAGE") ?? file.string(.image) ?? defaults.image,
-            memoryBytes: (memoryMib ?? file.integer(.memoryMib)).map { Int64($0) * 1024 * 1024 } ?? defaults.memoryBytes,
-            pidsLimit: (pidsLimit ?? file.integer(.pidsLimit)).map(Int64.init) ?? defaults.pidsLimit,
-            cpuShares: cpuShares ?? file.integer(.cpuShares) ?? defaults.cpuShares)
+    var flags: WorkspaceFlags {
+        WorkspaceFlags(image: image, memoryMib: memoryMib, pidsLimit: pidsLimit, cpuShares: cpuShares)
     }
 }
 

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Audit
+import Egress
 import Foundation
 import Gateway
 import Workspaces
@@ -14,6 +15,8 @@ struct ServeSettings {
     var audit: AuditLog.Destination
     var gateway: GatewayConfiguration
     var workspace: WorkspaceSettings
+    /// What workspaces may not connect to (`egress-deny`).
+    var egress: EgressPolicy
     /// The config file the settings came from, if any.
     var configPath: String?
 
@@ -22,14 +25,14 @@ struct ServeSettings {
         prefix = command.global.prefix
         audit = command.global.audit
         configPath = file.path
-        workspace = try command.workspace.settings(prefix: prefix, file: file)
-        workspace.lockDirectory = command.global.lockDirectory
+        workspace = try command.global.workspaceSettings(command.workspace.flags, file: file)
 
         if !command.listen.isEmpty { try ConfigKey.listen.checkFlag(.strings(command.listen)) }
         if let hostkeys = command.hostkeys { try ConfigKey.hostkeys.checkFlag(.string(hostkeys)) }
         if let seconds = command.authTimeout { try ConfigKey.authTimeout.checkFlag(.number(seconds)) }
         if let seconds = command.idleTimeout { try ConfigKey.idleTimeout.checkFlag(.number(seconds)) }
         if let kinds = command.forwarding { try ConfigKey.forwarding.checkFlag(.string(kinds)) }
+        if let list = command.egressDeny { try ConfigKey.egressDeny.checkFlag(.strings(Self.listEntries(list))) }
         if let limits = command.maxStartups { try ConfigKey.maxStartups.checkFlag(Self.startupsValue(limits)) }
         if let seconds = command.clientAliveInterval { try ConfigKey.clientAliveInterval.checkFlag(.number(seconds)) }
         for (key, value) in [(ConfigKey.maxAuthTries, command.maxAuthTries),
@@ -67,6 +70,14 @@ struct ServeSettings {
         // Checked above or when the file was read.
         if let kinds = command.forwarding ?? file.string(.forwarding) { gateway.forwarding = try ForwardingPolicy(parsing: kinds) }
         self.gateway = gateway
+        // Checked above or when the file was read.
+        let entries = command.egressDeny.map(Self.listEntries) ?? file.strings(.egressDeny)
+        egress = try entries.map { try EgressPolicy(parsing: $0) } ?? .default
+    }
+
+    /// The entries of a `--egress-deny` flag, separated by commas, as the file holds them.
+    private static func listEntries(_ text: String) -> [String] {
+        text.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
     }
 
     /// A `--max-startups` flag as the file would hold it: a number is an integer.
@@ -100,6 +111,7 @@ extension ServeSettings {
             (.memoryMib, "\(workspace.memoryBytes / (1024 * 1024))"),
             (.pidsLimit, "\(workspace.pidsLimit)"),
             (.cpuShares, "\(workspace.cpuShares)"),
+            (.egressDeny, "[" + egress.destinations.map { quoted($0.description) }.joined(separator: ", ") + "]"),
         ]
         let header = "# devenv-gw serve settings" + (configPath.map { " (config file \(displayText($0)))" } ?? "")
         return ([header] + values.map { "\($0.0.rawValue) = \($0.1)" }).joined(separator: "\n") + "\n"

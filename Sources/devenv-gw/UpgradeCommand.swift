@@ -1,4 +1,5 @@
 import ArgumentParser
+import Audit
 import DockerEngine
 import Foundation
 import Registry
@@ -32,8 +33,9 @@ struct UpgradeCommand: ParsableCommand {
     @Flag(help: "Upgrade every workspace of this instance.")
     var all = false
 
-    @Option(help: ArgumentHelp("The image for the new containers (env DEVENV_GW_IMAGE).", valueName: "image"))
-    var image: String = ProcessInfo.processInfo.environment["DEVENV_GW_IMAGE"] ?? "devenv-workspace:latest"
+    @Option(help: ArgumentHelp("The image for the new containers (env DEVENV_GW_IMAGE, config image; "
+                               + "default devenv-workspace:latest).", valueName: "image"))
+    var image: String?
 
     @Flag(help: "Upgrade workspaces in use too, ending their sessions and processes.")
     var now = false
@@ -48,7 +50,9 @@ struct UpgradeCommand: ParsableCommand {
 
     func run() throws {
         let registry = try global.openRegistry()
-        let manager = WorkspaceManager(docker: DockerClient(), settings: global.workspaceSettings(image: image))
+        let audit = try global.openAuditLog()
+        let manager = try global.workspaceManager(WorkspaceFlags(image: image))
+        let image = manager.settings.image
         let gatewayKey = try PrivateKey.loadOrCreate(path: global.upstreamKeyPath, kind: .ed25519).key.publicKey.line
         let users = try name.map { [try UserName($0)] }
             ?? manager.list().filter { $0.container != nil }.map { try UserName($0.user) }
@@ -60,6 +64,13 @@ struct UpgradeCommand: ParsableCommand {
                 while let user = next.take() {
                     let result = Result { try Self.upgrade(user, registry: registry, manager: manager, image: image,
                                                            gatewayKey: gatewayKey, now: now) }
+                    if case .success(.upgraded(_, let previous)) = result {
+                        let settings = manager.settings
+                        audit.record(.workspaceUpgraded(
+                            AuditWorkspace(user: user.value, container: settings.containerName(for: user), image: image,
+                                           volume: settings.volumeName(for: user)),
+                            previousImage: previous, by: AuditAdmin.current))
+                    }
                     results.record(user, result)
                 }
             }
@@ -106,7 +117,7 @@ private final class UpgradeResults: @unchecked Sendable {
         condition.lock()
         defer { condition.unlock() }
         switch result {
-        case .success(.upgraded(let running)):
+        case .success(.upgraded(let running, _)):
             upgraded += 1
             print("\(user): upgraded" + (running ? "" : " (stopped; the new container starts at the next login)"))
         case .success(.skipped(let reason)):

@@ -39,6 +39,7 @@ final class ServeConfigTests: XCTestCase {
         memory-mib = 256
         pids-limit = 200
         cpu-shares = 512
+        egress-deny = ["10.0.0.0/8", "host"]
 
         """
     }
@@ -63,7 +64,8 @@ final class ServeConfigTests: XCTestCase {
                      "--max-connections", "20", "--max-connections-per-user", "2", "--max-channels-per-connection", "3",
                      "--client-alive-interval", "7", "--client-alive-count-max", "2",
                      "--idle-timeout", "0", "--forwarding", "none",
-                     "--image", "flag/image:1", "--memory-mib", "1024", "--pids-limit", "300", "--cpu-shares", "100"]
+                     "--image", "flag/image:1", "--memory-mib", "1024", "--pids-limit", "300", "--cpu-shares", "100",
+                     "--egress-deny", "none"]
         let flagged = try serve(["--print-config", "--config", config] + flags)
         XCTAssertEqual(flagged.status, 0, flagged.stderr)
         XCTAssertEqual(settings(flagged.output), [
@@ -72,7 +74,7 @@ final class ServeConfigTests: XCTestCase {
             "max-startups-per-source": "5", "max-connections": "20", "max-connections-per-user": "2",
             "max-channels-per-connection": "3", "client-alive-interval": "7.0", "client-alive-count-max": "2",
             "idle-timeout": "0.0", "forwarding": "\"none\"", "image": "\"flag/image:1\"", "memory-mib": "1024", "pids-limit": "300",
-            "cpu-shares": "100",
+            "cpu-shares": "100", "egress-deny": "[]",
         ])
 
         let environment = ["DEVENV_GW_STATE_DIR": "/env/state", "DEVENV_GW_PREFIX": "envp", "DEVENV_GW_AUDIT": "auto",
@@ -94,13 +96,19 @@ final class ServeConfigTests: XCTestCase {
             "max-connections-per-user": "10", "max-channels-per-connection": "64", "client-alive-interval": "15.0",
             "client-alive-count-max": "3", "idle-timeout": "3600.0", "forwarding": "\"local,remote,agent\"",
             "image": "\"devenv-workspace:latest\"", "memory-mib": "512",
-            "pids-limit": "1024", "cpu-shares": "1024",
+            "pids-limit": "1024", "cpu-shares": "1024", "egress-deny": "[\"host\", \"169.254.0.0/16\"]",
         ])
         // A single listen address may be a plain string; an integer is a number of seconds too.
         let short = try write("listen = \":2222\"\nauth-timeout = 7\n", name: "short.toml")
         let shortSettings = settings(try serve(["--print-config", "--config", short]).output)
         XCTAssertEqual(shortSettings["listen"], "[\":2222\"]")
         XCTAssertEqual(shortSettings["auth-timeout"], "7.0")
+        // egress-deny: an empty list or "none" turns the firewall off; one string may list several.
+        for (text, printed) in [("egress-deny = []\n", "[]"), ("egress-deny = \"none\"\n", "[]"),
+                                ("egress-deny = \"host, 192.168.1.7\"\n", "[\"host\", \"192.168.1.7/32\"]")] {
+            let file = try write(text, name: "egress.toml")
+            XCTAssertEqual(settings(try serve(["--print-config", "--config", file]).output)["egress-deny"], printed, text)
+        }
     }
 
     func testBadValuesFailTheStartWithFileKeyAndReason() throws {
@@ -136,6 +144,11 @@ final class ServeConfigTests: XCTestCase {
             ("audit = \"syslog\"\n", "audit", "use stderr, journald or auto"),
             ("state-dir = \"\"\n", "state-dir", "must not be empty"),
             ("image = 3\n", "image", "must be a string, not an integer"),
+            ("egress-deny = [\"10.0.0.300/8\"]\n", "egress-deny",
+             "10.0.0.300/8 is not an IPv4 address or network (A.B.C.D or A.B.C.D/N)"),
+            ("egress-deny = [\"10.0.0.0/33\"]\n", "egress-deny", "10.0.0.0/33: the prefix length must be 0 to 32"),
+            ("egress-deny = [\"host\", \"none\"]\n", "egress-deny", "none cannot be combined with other entries"),
+            ("egress-deny = 10\n", "egress-deny", "must be an array of strings, or \"none\", not an integer"),
             ("memory_mib = 512\n", "memory_mib", "unknown key (did you mean memory-mib?)"),
             ("port = 22\n", "port", "unknown key"),
             ("[workspace]\nimage = \"x\"\n", "workspace", "unknown key"),
@@ -166,7 +179,8 @@ final class ServeConfigTests: XCTestCase {
         // A bad flag is a usage error, checked with the file's rules.
         for (flag, value, reason) in [("--memory-mib", "10", "must be at least 64"), ("--auth-timeout", "0", "must be more"),
                                       ("--max-startups", "5:200:10", "rate must be 0 to 100"),
-                                      ("--listen", "nowhere", "nowhere is not HOST:PORT")] {
+                                      ("--listen", "nowhere", "nowhere is not HOST:PORT"),
+                                      ("--egress-deny", "host,metadata", "metadata is not an IPv4 address")] {
             let flagged = try serve(["--print-config", flag, value])
             XCTAssertEqual(flagged.status, 2, flagged.stderr)
             XCTAssertTrue(flagged.stderr.hasPrefix("devenv-gw: error: \(flag): \(reason)"), flagged.stderr)

@@ -134,6 +134,35 @@ final class UpgradeTests: GatewayTestCase {
         XCTAssertEqual(try alice.ssh("alice", port: gateway.port, "cat /etc/devenv-upgrade-marker").output, Self.marker + "\n")
     }
 
+    /// `image` in the config file is the upgrade's image when neither `--image` nor
+    /// DEVENV_GW_IMAGE says otherwise, as for `serve`; the upgrade is in the journal with
+    /// both images and the admin who ran it.
+    func testUpgradeTakesTheImageFromTheConfigFileAndIsAudited() throws {
+        try Journal.requireJournald()
+        XCTAssertEqual(try alice.ssh("alice", port: gateway.port, "true").status, 0)
+        let config = keys.appendingPathComponent("config.toml")
+        try "image = \"\(Self.image)\"\n".write(to: config, atomically: true, encoding: .utf8)
+        var environment = ProcessInfo.processInfo.environment
+        environment["DEVENV_GW_IMAGE"] = nil
+        let upgraded = try runProgram(DevenvBinary.path, ["upgrade", "alice", "--config", config.path, "--audit", "journald"]
+                                          + gateway.instanceArguments, environment: environment)
+        XCTAssertEqual(upgraded.status, 0, upgraded.stderr)
+        XCTAssertEqual(upgraded.output, "alice: upgraded\n")
+        XCTAssertEqual(try gateway.docker.inspectContainer("\(gateway.prefix)-alice").config.image, Self.image)
+
+        let container = "\(gateway.prefix)-alice"
+        let entries = try Journal.entries(where: "DEVENV_CONTAINER", is: container)
+            .filter { $0["DEVENV_EVENT"] == "workspace-upgraded" }
+        XCTAssertEqual(entries.count, 1)
+        let entry = try XCTUnwrap(entries.first)
+        XCTAssertEqual(entry["MESSAGE_ID"], "6977e8ef45fc4eda910b1c00b03748f8")
+        XCTAssertEqual(entry["DEVENV_USER"], "alice")
+        XCTAssertEqual(entry["DEVENV_IMAGE"], Self.image)
+        XCTAssertEqual(entry["DEVENV_PREVIOUS_IMAGE"], DockerTestEnvironment.workspaceImage)
+        XCTAssertEqual(entry["DEVENV_ADMIN_UID"], String(getuid()))
+        XCTAssertEqual(entry["DEVENV_ADMIN_USER"], String(cString: getpwuid(getuid()).pointee.pw_name))
+    }
+
     func testUsageErrors() throws {
         for arguments in [["upgrade"], ["upgrade", "alice", "--all"], ["upgrade", "--all", "--parallel", "0"]] {
             let result = try gateway.admin(arguments)

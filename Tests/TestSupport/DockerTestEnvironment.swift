@@ -40,6 +40,22 @@ public enum DockerTestEnvironment {
             try? client.removeVolume(volume.name)
         }
         try? client.removeNetwork(prefix)
+        removeEgressRules(prefix)
+    }
+
+    /// Removes the egress chain `serve` installed for `prefix` and the jumps to it (a real
+    /// gateway leaves them, as the rules must outlive it; tests should not).
+    public static func removeEgressRules(_ prefix: String) {
+        let chain = "DEVENV-EG-\(prefix)"
+        let iptables = "/usr/sbin/iptables"
+        for entry in ["INPUT", "DOCKER-USER"] {
+            let listing = (try? runProgram(iptables, ["-w", "5", "-S", entry]))?.output ?? ""
+            for rule in listing.split(separator: "\n") where rule.hasSuffix(" -j \(chain)") {
+                _ = try? runProgram(iptables, ["-w", "5", "-D"] + rule.split(separator: " ").dropFirst().map(String.init))
+            }
+        }
+        _ = try? runProgram(iptables, ["-w", "5", "-F", chain])
+        _ = try? runProgram(iptables, ["-w", "5", "-X", chain])
     }
 }
 

@@ -1,0 +1,60 @@
+import Foundation
+
+/// One `iptables` program, run directly (never through a shell) with `-w` so it waits for
+/// the xtables lock that dockerd and other gateways also take.
+public struct IPTables: Sendable {
+    public let path: String
+
+    public init(path: String) { self.path = path }
+
+    /// Runs `iptables -w 5 ARGS` and returns its standard output; throws with its standard
+    /// error when it fails.
+    @discardableResult
+    public func run(_ arguments: [String]) throws -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: path)
+        process.arguments = ["-w", "5"] + arguments
+        let output = Pipe(), errors = Pipe()
+        process.standardOutput = output
+        process.standardError = errors
+        process.standardInput = FileHandle.nullDevice
+        do {
+            try process.run()
+        } catch {
+            throw EgressFirewallError("cannot run \(path): \(error.localizedDescription)")
+        }
+        // Rule listings are small, but read both pipes before waiting so neither can fill.
+        let text = output.fileHandleForReading.readDataToEndOfFile()
+        let problem = errors.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else {
+            let reason = String(decoding: problem, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            throw EgressFirewallError("\(([path] + arguments).joined(separator: " ")) failed: \(reason)")
+        }
+        return String(decoding: text, as: UTF8.self)
+    }
+
+    /// True when `chain` exists in the filter table.
+    public func hasChain(_ chain: String) -> Bool {
+        (try? run(["-S", chain])) != nil
+    }
+
+    /// The `iptables` whose tables hold Docker's rules. The host may use the nft or the
+    /// legacy backend, and a gateway image may default to the other one: rules in the
+    /// wrong backend would never see the workspaces' packets, so the one with the
+    /// DOCKER-USER chain is chosen.
+    public static func forDocker(searching directories: [String] = ["/usr/sbin", "/sbin", "/usr/bin", "/bin"]) throws -> IPTables {
+        let names = ["iptables", "iptables-nft", "iptables-legacy"]
+        let candidates = names.flatMap { name in directories.map { ($0 as NSString).appendingPathComponent(name) } }
+            .filter { FileManager.default.isExecutableFile(atPath: $0) }
+        guard !candidates.isEmpty else {
+            throw EgressFirewallError("no iptables program found in \(directories.joined(separator: ", "))")
+        }
+        for path in candidates where IPTables(path: path).hasChain(EgressFirewall.dockerUserChain) {
+            return IPTables(path: path)
+        }
+        throw EgressFirewallError("no iptables backend (\(candidates.joined(separator: ", "))) shows Docker's "
+                                  + "\(EgressFirewall.dockerUserChain) chain; is dockerd running with its iptables rules, "
+                                  + "and does this process have CAP_NET_ADMIN?")
+    }
+}
