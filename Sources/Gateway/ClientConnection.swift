@@ -357,11 +357,11 @@ final class ClientConnection {
             let clientConnected = ssh_is_connected(session) != 0
             let upstreamConnected = upstream?.isConnected ?? false
             if !clientConnected || server.isStopping || clientStoppedAnswering() {
-                bridges.forEach { $0.clientLost() }
+                for bridge in bridges { bridge.clientLost() }
                 break
             }
             if upstream != nil && !upstreamConnected {
-                bridges.forEach { $0.upstreamLost() }
+                for bridge in bridges { bridge.upstreamLost() }
             }
             openPendingReverseChannels()
             var progress = true
@@ -376,8 +376,11 @@ final class ClientConnection {
                 bridges.forEach { $0.trimBuffers() }
             }
             applyBackPressure()
-            bridges.removeAll { bridge in
-                guard bridge.isFinished else { return false }
+            // Taken out of the list before they are freed: freeing a channel may flush and
+            // handle packets, whose callbacks may change `bridges`.
+            let finished = bridges.filter(\.isFinished)
+            bridges.removeAll(where: \.isFinished)
+            for bridge in finished {
                 logger.info("channel closed", metadata: [
                     "kind": .string(bridge.kind),
                     "bytes_in": .stringConvertible(bridge.bytesToWorkspace),
@@ -385,7 +388,6 @@ final class ClientConnection {
                 ])
                 bridge.release()
                 if workspaceFailure != nil { workspaceFailureDelivered = true }
-                return true
             }
             if upstream != nil && !upstreamConnected && bridges.isEmpty {
                 logger.info("workspace connection ended")
