@@ -74,6 +74,17 @@ public struct AuditEvent: Sendable {
                           connectionFields(connection) + [(.user, user)] + (key.map(keyFields) ?? []) + [(.reason, reason)])
     }
 
+    /// An authenticated connection was ended because an admin removed its user or the key
+    /// it logged in with; `reason` says which.
+    public static func accessRevoked(_ connection: AuditConnection, user: String, key: AuditKey?,
+                                     reason: String) -> AuditEvent {
+        let keyText = key.map { " (\(describe($0)))" } ?? ""
+        return AuditEvent(.accessRevoked,
+                          message: "ended the connection of \(quoted(user)) from \(from(connection)): access revoked, "
+                              + "\(escaped(reason))\(keyText)",
+                          connectionFields(connection) + [(.user, user)] + (key.map(keyFields) ?? []) + [(.reason, reason)])
+    }
+
     // MARK: - Caps
 
     /// A connection was refused at a cap. `user` is set once the connection had
@@ -88,14 +99,15 @@ public struct AuditEvent: Sendable {
                                                           (.limitValue, String(limitValue)), (.reason, reason)])
     }
 
-    /// A channel open was refused at a cap. `channelType` is the SSH channel type asked for.
-    public static func channelRefused(_ connection: AuditConnection, user: String, channelType: String, limit: String,
-                                      limitValue: Int, reason: String) -> AuditEvent {
+    /// A channel open was refused: at a cap (`limit` and its value), or because the
+    /// connection's access was revoked (no limit). `channelType` is the SSH channel type asked for.
+    public static func channelRefused(_ connection: AuditConnection, user: String, channelType: String,
+                                      limit: String? = nil, limitValue: Int? = nil, reason: String) -> AuditEvent {
         AuditEvent(.channelRefused,
                    message: "refused \(quoted(channelType)) channel for \(quoted(user)) from \(from(connection)): "
                        + escaped(reason),
                    connectionFields(connection) + [(.user, user), (.channelType, channelType), (.limit, limit),
-                                                   (.limitValue, String(limitValue)), (.reason, reason)])
+                                                   (.limitValue, limitValue.map(String.init)), (.reason, reason)])
     }
 
     // MARK: - Sessions (channels)

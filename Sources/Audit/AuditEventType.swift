@@ -3,6 +3,7 @@
 public enum AuditEventType: String, CaseIterable, Sendable {
     case authAccepted = "auth-accepted"
     case authFailed = "auth-failed"
+    case accessRevoked = "access-revoked"
     case connectionRefused = "connection-refused"
     case channelRefused = "channel-refused"
     case sessionStart = "session-start"
@@ -25,6 +26,7 @@ public enum AuditEventType: String, CaseIterable, Sendable {
         switch self {
         case .authAccepted: return "88d339d69cc94c108d6b7ae50c3dc96a"
         case .authFailed: return "31810941d26448f6ae3206f9bd95b18b"
+        case .accessRevoked: return "71e3a62255455e8516fb2025e0c0a59c"
         case .connectionRefused: return "6ba090dedbf74973af4920333bac20b6"
         case .channelRefused: return "39c51f229e2a4ce1b72d85cc08a7b29e"
         case .sessionStart: return "680006d517c849d4966501f198a5a2a4"
@@ -48,7 +50,7 @@ public enum AuditEventType: String, CaseIterable, Sendable {
     /// normal course of sessions and workspaces is informational.
     public var priority: AuditPriority {
         switch self {
-        case .authFailed, .connectionRefused, .channelRefused, .forwardingRefused, .userAdded, .userRemoved, .keyAdded, .keyRemoved:
+        case .authFailed, .accessRevoked, .connectionRefused, .channelRefused, .forwardingRefused, .userAdded, .userRemoved, .keyAdded, .keyRemoved:
             return .notice
         default:
             return .info

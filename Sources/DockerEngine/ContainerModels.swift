@@ -1,3 +1,5 @@
+import Foundation
+
 /// The body of `POST /containers/create`: what a workspace container is made of.
 public struct ContainerSpec: Encodable, Sendable {
     public var image: String
@@ -100,6 +102,15 @@ public struct ContainerDetails: Decodable, Sendable {
     public let config: Config
     public let hostConfig: HostConfig
     public let networkSettings: NetworkSettings
+    /// When the container was created, as the engine reports it (RFC 3339, nanoseconds).
+    public let created: String?
+
+    /// `created` as a date, to the whole second; nil when absent or unreadable.
+    public var createdDate: Date? {
+        guard let created, created.count >= 19 else { return nil }
+        let formatter = ISO8601DateFormatter()
+        return formatter.date(from: String(created.prefix(19)) + "Z")
+    }
 
     public struct State: Decodable, Sendable {
         /// `created`, `running`, `exited`, …
@@ -143,7 +154,7 @@ public struct ContainerDetails: Decodable, Sendable {
 
     enum CodingKeys: String, CodingKey {
         case id = "Id", name = "Name", imageID = "Image", state = "State", config = "Config"
-        case hostConfig = "HostConfig", networkSettings = "NetworkSettings"
+        case hostConfig = "HostConfig", networkSettings = "NetworkSettings", created = "Created"
     }
 }
 

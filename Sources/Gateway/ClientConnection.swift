@@ -44,6 +44,14 @@ final class ClientConnection {
     private var clientPaused = false
 
     private var authenticatedUser: UserName?
+    /// The key that authenticated and the registration of the name it belonged to: the
+    /// login holds only while both are still in the registry.
+    private var login: (type: String, base64: String, registration: String)?
+    /// Why an admin ended this login (user or key removed), once noticed.
+    private var revokedBecause: String?
+    private var revocationWatch = RevocationWatch(interval: ClientConnection.revocationCheckInterval)
+    /// How often an open connection reads the registry's revocation count.
+    static let revocationCheckInterval: TimeInterval = 2
     /// The audit trail's view of this connection: its session id and source.
     let auditConnection: AuditConnection
     /// The last name and key offered, for the one auth-failed event of a refused connection.
@@ -197,13 +205,14 @@ final class ClientConnection {
             lastAttempt = (user, nil, nil)
             return denied
         }
-        let registered = server.accounts.isKeyRegistered(user: name, type: type, base64: base64)
+        let standing = try? server.accounts.standing(user: name, type: type, base64: base64)
         lastAttempt = (name.value, type, base64)
-        switch Int32(state) {
-        case SSH_PUBLICKEY_STATE_NONE.rawValue:
-            return registered ? Int32(SSH_AUTH_SUCCESS.rawValue) : denied
-        case SSH_PUBLICKEY_STATE_VALID.rawValue where registered:
+        switch (Int32(state), standing) {
+        case (SSH_PUBLICKEY_STATE_NONE.rawValue, .registered?):
+            return Int32(SSH_AUTH_SUCCESS.rawValue)
+        case (SSH_PUBLICKEY_STATE_VALID.rawValue, .registered(let registration)?):
             authenticatedUser = name
+            login = (type, base64, registration)
             logger[metadataKey: "user"] = .string(name.value)
             logger.info("auth accepted", metadata: ["key": .string(type)])
             if let auditKey = Self.auditKey(type: type, base64: base64) {
@@ -271,12 +280,13 @@ final class ClientConnection {
     private func prepareWorkspace() {
         guard let user = authenticatedUser else { return }
         do {
-            guard let account = try server.accounts.workspaceAccount(for: user) else {
+            guard let account = try server.accounts.workspaceAccount(for: user),
+                  account.registration.id == login?.registration else {
                 throw GatewayError.configuration("the user is no longer registered")
             }
             let identity = WorkspaceIdentity(user: user, uid: account.uid,
                                              gatewayPublicKey: server.upstreamKey.publicKey.line,
-                                             hostKeyPEM: account.hostKey.pemText)
+                                             hostKeyPEM: account.hostKey.pemText, registration: account.registration)
             let endpoint = try server.workspaces.ensure(identity)
             let workspace = AuditWorkspace(user: user.value, container: endpoint.containerName,
                                            image: server.workspaces.settings.image,
@@ -332,6 +342,17 @@ final class ClientConnection {
     /// is logged and audited; the caller answers the open with a failure, which OpenSSH
     /// reports as "open failed".
     func admitsChannel(type: String) -> Bool {
+        // Looked up on every open, not only when the watch says so: a channel opened in the
+        // seconds after a revocation must be refused too.
+        if let reason = revokedBecause ?? revocationReason() {
+            revokedBecause = reason
+            logger.notice("channel refused", metadata: ["type": .string(type), "reason": .string(reason)])
+            if let user = authenticatedUser {
+                server.audit.record(.channelRefused(auditConnection, user: user.value, channelType: type,
+                                                    reason: "access revoked: \(reason)"))
+            }
+            return false
+        }
         let cap = server.configuration.maxChannelsPerConnection
         guard bridges.count + pendingReverseChannels.count >= cap else { return true }
         let reason = "\(cap) channels open on this connection"
@@ -342,6 +363,53 @@ final class ClientConnection {
                                                 limit: "max-channels-per-connection", limitValue: cap, reason: reason))
         }
         return false
+    }
+
+    // MARK: - Revocation
+
+    /// Why the login no longer stands, or nil while it does (or cannot be looked up: a
+    /// registry that cannot be read ends nobody's connection, and is retried).
+    private func revocationReason() -> String? {
+        guard let user = authenticatedUser, let login else { return nil }
+        let standing: KeyStanding
+        do {
+            standing = try server.accounts.standing(user: user, type: login.type, base64: login.base64)
+        } catch {
+            logger.error("cannot check whether the login still stands: \(error)")
+            revocationWatch.lookupFailed()
+            return nil
+        }
+        switch standing {
+        case .registered(let registration) where registration == login.registration:
+            return nil
+        case .registered, .userNotRegistered:
+            // A new registration of the name is another person, whatever key they use.
+            return "user \(user.value) was removed"
+        case .keyNotRegistered:
+            let fingerprint = Self.auditKey(type: login.type, base64: login.base64)?.fingerprint ?? login.type
+            return "key \(fingerprint) was removed from user \(user.value)"
+        }
+    }
+
+    /// True, once, when the registry says the login was revoked (see `RevocationWatch`;
+    /// `lookNow` looks it up whatever the watch says): the client is told why in the
+    /// disconnect message, and the revocation is logged and audited. The caller then ends
+    /// the connection.
+    private func noticeRevocation(lookNow: Bool) -> Bool {
+        if revokedBecause == nil {
+            guard lookNow || revocationWatch.isDue(count: { try server.accounts.revocationCount() }),
+                  let reason = revocationReason() else { return false }
+            revokedBecause = reason
+        }
+        guard let reason = revokedBecause, let user = authenticatedUser else { return false }
+        logger.notice("access revoked; disconnecting", metadata: ["reason": .string(reason)])
+        let key = login.flatMap { Self.auditKey(type: $0.type, base64: $0.base64) }
+        server.audit.record(.accessRevoked(auditConnection, user: user.value, key: key, reason: reason))
+        ssh_session_set_disconnect_message(session, "devenv-gw: access revoked: \(reason)")
+        // Answer nothing more, and keep the socket open until the client has read the message.
+        refusing = true
+        waitForClientAfterDisconnect = true
+        return true
     }
 
     // MARK: - Bridging
@@ -356,7 +424,10 @@ final class ClientConnection {
             let rc = ssh_event_dopoll(event, 500)
             let clientConnected = ssh_is_connected(session) != 0
             let upstreamConnected = upstream?.isConnected ?? false
-            if !clientConnected || server.isStopping || clientStoppedAnswering() {
+            // A lost workspace may be the revocation's doing (deluser stops it): say so then.
+            let workspaceLost = upstream != nil && !upstreamConnected
+            if !clientConnected || server.isStopping || clientStoppedAnswering()
+                || noticeRevocation(lookNow: workspaceLost) {
                 for bridge in bridges { bridge.clientLost() }
                 break
             }
@@ -405,6 +476,13 @@ final class ClientConnection {
         }
         // Let libssh flush what is still buffered for the client (closing messages).
         ssh_blocking_flush(session, 2000)
+        if revokedBecause != nil {
+            // The channels go first (their close messages are written now), then one poll,
+            // so the disconnect message saying why is sent (see prepareToSendDisconnect).
+            bridges.forEach { $0.release() }
+            bridges.removeAll()
+            prepareToSendDisconnect()
+        }
     }
 
     /// True when the client has sent nothing through `client-alive-count-max` keep-alives:

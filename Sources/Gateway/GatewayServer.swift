@@ -62,6 +62,13 @@ public final class GatewayServer: @unchecked Sendable {
         self.bind = bind
         var noConfig = false
         ssh_bind_options_set(bind, SSH_BIND_OPTIONS_PROCESS_CONFIG, &noConfig)
+        // Without this list libssh accepts a user's SHA-1 `ssh-rsa` signature from any client
+        // that sends one, although server-sig-algs does not offer it.
+        guard ssh_bind_options_set(bind, SSH_BIND_OPTIONS_PUBKEY_ACCEPTED_KEY_TYPES,
+                                   Self.acceptedSignatureAlgorithms.joined(separator: ",")) == SSH_OK else {
+            ssh_bind_free(bind)
+            throw GatewayError.listen("libssh refuses the list of accepted signature algorithms")
+        }
         for path in hostKeyPaths {
             guard ssh_bind_options_set(bind, SSH_BIND_OPTIONS_HOSTKEY, path) == SSH_OK else {
                 ssh_bind_free(bind)
@@ -83,6 +90,14 @@ public final class GatewayServer: @unchecked Sendable {
         listeners.forEach { close($0) }
         ssh_bind_free(bind)
     }
+
+    /// The signature algorithms a user may log in with: RSA only with SHA-2 (never SHA-1
+    /// `ssh-rsa`), Ed25519, ECDSA and their security-key (`sk-`) forms. Certificates are not
+    /// registered (`SSHKeys` refuses them), so none are listed.
+    static let acceptedSignatureAlgorithms = [
+        "ssh-ed25519", "ecdsa-sha2-nistp521", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp256",
+        "sk-ssh-ed25519@openssh.com", "sk-ecdsa-sha2-nistp256@openssh.com", "rsa-sha2-512", "rsa-sha2-256",
+    ]
 
     /// The ports actually bound (useful when listening on port 0).
     public var boundPorts: [Int] {

@@ -90,6 +90,15 @@ public final class Registry: @unchecked Sendable {
             "CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)",
             "INSERT INTO meta (key, value) VALUES ('next_uid', \(firstUID))",
         ],
+        [
+            // Each registration of a name gets an id of its own, so what was made for an
+            // earlier owner of the name (a workspace container) can tell it is not theirs.
+            "ALTER TABLE users ADD COLUMN registration TEXT",
+            "UPDATE users SET registration = lower(hex(randomblob(16)))",
+            // Counts removals of users and keys, so open connections notice a revocation by
+            // reading one number instead of re-checking their login each time.
+            "INSERT INTO meta (key, value) VALUES ('revocations', 0)",
+        ],
     ]
 
     private func migrate() throws {
@@ -150,8 +159,8 @@ public final class Registry: @unchecked Sendable {
                                          [.text(name.value), .integer(Int64(uid)), .text(hostKey.pemText)])
                 }
                 let created = Self.date(Self.timestamp(Date()))
-                try database.execute("INSERT INTO users (name, created) VALUES (?, ?)",
-                                     [.text(name.value), Self.timestamp(created)])
+                try database.execute("INSERT INTO users (name, created, registration) VALUES (?, ?, ?)",
+                                     [.text(name.value), Self.timestamp(created), .text(Self.newRegistrationID())])
                 try insertKeys(unique, for: name)
                 return User(name: name.value, uid: uid, created: created, keyCount: unique.count)
             }
@@ -175,7 +184,8 @@ public final class Registry: @unchecked Sendable {
                 try database.execute("UPDATE meta SET value = max(value, ?) WHERE key = 'next_uid'",
                                      [.integer(Int64(record.uid) + 1)])
                 let created = Self.timestamp(record.created)
-                try database.execute("INSERT INTO users (name, created) VALUES (?, ?)", [.text(name.value), created])
+                try database.execute("INSERT INTO users (name, created, registration) VALUES (?, ?, ?)",
+                                     [.text(name.value), created, .text(Self.newRegistrationID())])
                 try insertKeys(keys, for: name)
                 return User(name: name.value, uid: record.uid, created: Self.date(created), keyCount: keys.count)
             }
@@ -256,8 +266,24 @@ public final class Registry: @unchecked Sendable {
             try database.transaction {
                 guard try isRegistered(name) else { throw RegistryError.noSuchUser(name.value) }
                 try database.execute("DELETE FROM users WHERE name = ?", [.text(name.value)])
+                try countRevocation()
             }
         }
+    }
+
+    /// The id of the user's current registration, or nil when the name is not registered.
+    /// Every `addUser` of a name gets a new one, so it tells a name's owners apart even
+    /// though they share its uid and home volume.
+    public func registration(of name: UserName) throws -> String? {
+        try locked {
+            try database.execute("SELECT registration FROM users WHERE name = ?", [.text(name.value)]).first?[0].string
+        }
+    }
+
+    /// How many users and keys have been removed so far, by any process. Holders of a login
+    /// re-check it only when this number moved: one read of one row.
+    public func revocationCount() throws -> Int {
+        try locked { try database.execute("SELECT value FROM meta WHERE key = 'revocations'").first?[0].int ?? 0 }
     }
 
     /// The registered user of that name, or nil.
@@ -319,6 +345,7 @@ public final class Registry: @unchecked Sendable {
                     throw RegistryError.noSuchKey(fingerprint: fingerprint, user: name.value)
                 }
                 try database.execute("DELETE FROM keys WHERE fingerprint = ?", [.text(fingerprint)])
+                try countRevocation()
                 return removed
             }
         }
@@ -358,6 +385,16 @@ public final class Registry: @unchecked Sendable {
                                          bits: row[3].int, fingerprint: row[4].string),
                           added: Self.date(row[5]))
         }
+    }
+
+    private func countRevocation() throws {
+        try database.execute("UPDATE meta SET value = value + 1 WHERE key = 'revocations'")
+    }
+
+    /// 128 random bits in 32 hex digits.
+    private static func newRegistrationID() -> String {
+        var generator = SystemRandomNumberGenerator()
+        return (0..<2).map { _ in String(format: "%016llx", generator.next() as UInt64) }.joined()
     }
 
     /// The next uid never bound to any name; advances the counter past it.

@@ -102,7 +102,7 @@ extension WorkspaceManager {
     /// throws when it does not come up.
     private func startReplacement(for identity: WorkspaceIdentity, image: String, limits: HostConfig,
                                   keepRunning: Bool) throws -> String {
-        var spec = containerSpec(for: identity.user, image: image)
+        var spec = containerSpec(for: identity.user, image: image, registration: identity.registration)
         spec.hostConfig.memory = limits.memory
         spec.hostConfig.memorySwap = limits.memorySwap
         spec.hostConfig.pidsLimit = limits.pidsLimit

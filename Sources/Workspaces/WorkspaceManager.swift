@@ -97,10 +97,23 @@ public final class WorkspaceManager: @unchecked Sendable {
         let user = identity.user
         let name = settings.containerName(for: user)
         var created = false
-        var details: ContainerDetails
+        var existing: ContainerDetails?
         do {
-            details = try docker.inspectContainer(name)
+            existing = try docker.inspectContainer(name)
         } catch DockerError.notFound {
+            existing = nil
+        }
+        if let stale = existing, identity.isEarlierOwners(stale) {
+            // The name changed hands: the earlier owner's container (their processes, /tmp,
+            // anything outside the home) never serves the new one. The home volume stays,
+            // as it does for every registration of the name.
+            try docker.removeContainer(stale.id, force: true)
+            existing = nil
+        }
+        var details: ContainerDetails
+        if let existing {
+            details = existing
+        } else {
             try createWorkspace(identity)
             created = true
             details = try docker.inspectContainer(name)
@@ -139,7 +152,7 @@ public final class WorkspaceManager: @unchecked Sendable {
         } catch DockerError.notFound {
             throw WorkspaceError.imageMissing(settings.image)
         }
-        let spec = containerSpec(for: user)
+        let spec = containerSpec(for: user, registration: identity.registration)
         let id: String
         do {
             id = try docker.createContainer(name: name, spec: spec)
@@ -159,7 +172,8 @@ public final class WorkspaceManager: @unchecked Sendable {
     }
 
     /// The container a user gets: their volume as home, limits, and only sshd's capabilities.
-    public func containerSpec(for user: UserName, image: String? = nil) -> ContainerSpec {
+    public func containerSpec(for user: UserName, image: String? = nil,
+                              registration: WorkspaceRegistration? = nil) -> ContainerSpec {
         let host = HostConfig(
             memory: settings.memoryBytes,
             memorySwap: settings.memoryBytes,
@@ -172,7 +186,7 @@ public final class WorkspaceManager: @unchecked Sendable {
             networkMode: settings.networkName
         )
         return ContainerSpec(image: image ?? settings.image, hostname: settings.hostname(for: user),
-                             labels: settings.labels(for: user), hostConfig: host,
+                             labels: settings.labels(for: user, registration: registration?.id), hostConfig: host,
                              networkingConfig: NetworkingConfig(network: settings.networkName))
     }
 

@@ -40,9 +40,12 @@ public struct WorkspaceSettings: Sendable {
     public func hostname(for user: UserName) -> String { "\(prefix)-\(user)" }
     public func homeDirectory(for user: UserName) -> String { "/home/\(user)" }
 
-    /// Labels put on every container and volume of `user`.
-    public func labels(for user: UserName) -> [String: String] {
-        [WorkspaceLabel.user: user.value, WorkspaceLabel.instance: prefix]
+    /// Labels put on every container and volume of `user`; containers also carry the
+    /// registration they were made for.
+    public func labels(for user: UserName, registration: String? = nil) -> [String: String] {
+        var labels = [WorkspaceLabel.user: user.value, WorkspaceLabel.instance: prefix]
+        if let registration { labels[WorkspaceLabel.registration] = registration }
+        return labels
     }
 }
 
@@ -50,4 +53,6 @@ public struct WorkspaceSettings: Sendable {
 public enum WorkspaceLabel {
     public static let user = "devenv.user"
     public static let instance = "devenv.instance"
+    /// The registration of the user name a container was made for (see `WorkspaceIdentity`).
+    public static let registration = "devenv.registration"
 }

@@ -42,13 +42,14 @@ struct DelUserCommand: ParsableCommand {
         let audit = try global.openAuditLog()
         let keyCount = try registry.user(named: user)?.keyCount
         let volume = try global.workspaceSettings().volumeName(for: user)
+        let manager = try global.workspaceManager()
         guard purge else {
             try registry.removeUser(user)
             audit.record(.userRemoved(user.value, keyCount: keyCount, by: AuditAdmin.current))
-            print("removed \(user); the home volume \(volume) is kept")
+            let stopped = stopWorkspace(of: user, manager: manager, audit: audit)
+            print("removed \(user)" + (stopped ? ", stopped the workspace" : "") + "; the home volume \(volume) is kept")
             return
         }
-        let manager = try global.workspaceManager()
         let registered = try registry.user(named: user) != nil
         let resources = try manager.resources(of: user)
         guard registered || resources.volumeExists || resources.container != nil else {
@@ -62,6 +63,24 @@ struct DelUserCommand: ParsableCommand {
         let removedVolume = try manager.removeHomeVolume(of: user)  // the container goes first
         print((registered ? "removed \(user), " : "\(user) was not registered; removed ")
               + (removedVolume ? "the workspace and the home volume \(volume)" : "the workspace (there was no home volume)"))
+    }
+
+    /// Stops the removed user's container, so nothing they left running goes on (`serve`
+    /// ends their connections on its own, from the registry). The removal stands when the
+    /// engine cannot be reached: the container can no longer be entered through the gateway,
+    /// and the next registration of the name gets a new one. Returns whether one was stopped.
+    private func stopWorkspace(of user: UserName, manager: WorkspaceManager, audit: AuditLog) -> Bool {
+        let container = manager.settings.containerName(for: user)
+        do {
+            guard try manager.stop(user) else { return false }
+            audit.record(.workspaceStopped(AuditWorkspace(user: user.value, container: container,
+                                                          volume: manager.settings.volumeName(for: user)),
+                                           reason: "user removed", by: AuditAdmin.current))
+            return true
+        } catch {
+            printWarning("the workspace \(container) could not be stopped: \(error)")
+            return false
+        }
     }
 
     /// Asks for the user name on the terminal; refuses without one.

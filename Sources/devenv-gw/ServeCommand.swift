@@ -182,12 +182,19 @@ struct WorkspaceOptions: ParsableArguments {
 struct RegistryAccounts: GatewayAccounts {
     let registry: Registry
 
-    func isKeyRegistered(user: UserName, type: String, base64: String) -> Bool {
-        (try? registry.isKeyRegistered(base64: base64, type: type, for: user)) ?? false
+    func standing(user: UserName, type: String, base64: String) throws -> KeyStanding {
+        guard let registration = try registry.registration(of: user) else { return .userNotRegistered }
+        guard try registry.isKeyRegistered(base64: base64, type: type, for: user) else { return .keyNotRegistered }
+        return .registered(registration: registration)
     }
 
     func workspaceAccount(for user: UserName) throws -> WorkspaceAccount? {
-        guard let record = try registry.user(named: user) else { return nil }
-        return WorkspaceAccount(uid: record.uid, hostKey: try registry.workspaceHostKey(for: user))
+        guard let record = try registry.user(named: user), let registration = try registry.registration(of: user) else {
+            return nil
+        }
+        return WorkspaceAccount(uid: record.uid, hostKey: try registry.workspaceHostKey(for: user),
+                                registration: WorkspaceRegistration(id: registration, since: record.created))
     }
+
+    func revocationCount() throws -> Int { try registry.revocationCount() }
 }

@@ -89,7 +89,10 @@ struct UpgradeCommand: ParsableCommand {
                                 gatewayKey: String, now: Bool) throws -> UpgradeOutcome {
         guard let account = try registry.user(named: user) else { return .skipped("not registered") }
         let identity = WorkspaceIdentity(user: user, uid: account.uid, gatewayPublicKey: gatewayKey,
-                                         hostKeyPEM: try registry.workspaceHostKey(for: user).pemText)
+                                         hostKeyPEM: try registry.workspaceHostKey(for: user).pemText,
+                                         registration: try registry.registration(of: user).map {
+                                             WorkspaceRegistration(id: $0, since: account.created)
+                                         })
         return try manager.upgrade(identity, to: image, endingSessions: now)
     }
 }

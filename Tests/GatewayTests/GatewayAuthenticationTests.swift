@@ -44,6 +44,55 @@ final class GatewayAuthenticationTests: GatewayTestCase {
         XCTAssertTrue(refused.stderr.contains("Permission denied"), refused.stderr)
     }
 
+    /// A client that signs with SHA-1 `ssh-rsa` although server-sig-algs does not offer it
+    /// is refused; the same key signing with SHA-2 logs in. OpenSSH and stock paramiko never
+    /// send such a signature here, so paramiko's choice of algorithm is overridden, and its
+    /// debug log shows what was actually sent.
+    func testSHA1RSASignatureIsRefusedAndSHA2IsAccepted() throws {
+        // libssh 0.10.6 drops a request with a signature algorithm it does not accept, without
+        // an answer: the client is refused by the auth deadline, shortened here.
+        gateway.stop()
+        gateway.extraArguments = ["--auth-timeout", "5"]
+        try gateway.start()
+        let carol = try SSHClientIdentity(named: "carol", in: keys, type: "rsa")
+        XCTAssertEqual(try gateway.admin(["adduser", "carol", "--key", carol.publicKeyLine]).status, 0)
+        let script = """
+            import logging, sys, paramiko
+            from paramiko.auth_handler import AuthHandler
+            port, key_path, algorithm = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+            logging.basicConfig(stream=sys.stderr, level=logging.DEBUG)
+            log = logging.getLogger("paramiko.transport")
+            # paramiko picks the RSA algorithm from server-sig-algs; a client may sign as it likes.
+            AuthHandler._finalize_pubkey_algorithm = lambda self, key_type: algorithm
+            sign = paramiko.RSAKey.sign_ssh_data
+            def logged_sign(self, data, algorithm=None):
+                signature = sign(self, data, algorithm)
+                log.debug("signature algorithm sent: %s", paramiko.Message(signature.asbytes()).get_text())
+                return signature
+            paramiko.RSAKey.sign_ssh_data = logged_sign
+            client = paramiko.SSHClient()
+            client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+            try:
+                client.connect("127.0.0.1", port=port, username="carol",
+                               pkey=paramiko.RSAKey.from_private_key_file(key_path),
+                               allow_agent=False, look_for_keys=False)
+            except paramiko.AuthenticationException:
+                client.close()
+                print("refused")
+                sys.exit(3)
+            _, out, _ = client.exec_command("id -un")
+            print(out.read().decode(), end="")
+            """
+        let sha1 = try runProgram("/usr/bin/python3", ["-c", script, "\(gateway.port)", carol.privateKeyPath, "ssh-rsa"])
+        XCTAssertTrue(sha1.stderr.contains("signature algorithm sent: ssh-rsa"), sha1.stderr)
+        XCTAssertEqual(sha1.status, 3, sha1.stderr)
+        XCTAssertEqual(sha1.output, "refused\n")
+        let sha2 = try runProgram("/usr/bin/python3", ["-c", script, "\(gateway.port)", carol.privateKeyPath, "rsa-sha2-512"])
+        XCTAssertTrue(sha2.stderr.contains("signature algorithm sent: rsa-sha2-512"), sha2.stderr)
+        XCTAssertEqual(sha2.status, 0, sha2.stderr)
+        XCTAssertEqual(sha2.output, "carol\n")
+    }
+
     func testHostKeyIsStableAcrossRestarts() throws {
         let before = try runProgram("/usr/bin/ssh-keyscan", ["-p", "\(gateway.port)", "-t", "ed25519,rsa", "127.0.0.1"])
         let keyFiles = try FileManager.default.contentsOfDirectory(atPath: gateway.hostKeyDirectory).sorted()

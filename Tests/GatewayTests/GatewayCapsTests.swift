@@ -32,7 +32,7 @@ final class GatewayCapsTests: GatewayTestCase {
 
         // A closed connection gives its slot back.
         XCTAssertEqual(try runProgram("/usr/bin/ssh", ["-S", first, "-O", "exit", "x"]).status, 0)
-        try waitUntil("the first connection's slot is free") {
+        try waitFor("the first connection's slot is free") {
             try user.ssh(name, port: gateway.port, "true").status == 0
         }
     }
@@ -51,7 +51,7 @@ final class GatewayCapsTests: GatewayTestCase {
             sessions.append(try startBackground("/usr/bin/ssh", user.sshOptions(port: gateway.port) + [
                 "-S", master, "\(name)@127.0.0.1", "echo ready; while [ ! -e stop\(index) ]; do sleep 0.1; done"],
                 outputPath: output))
-            try waitUntil("session \(index) runs") {
+            try waitFor("session \(index) runs") {
                 (try? String(contentsOfFile: output, encoding: .utf8)) == "ready\n"
             }
         }
@@ -72,7 +72,7 @@ final class GatewayCapsTests: GatewayTestCase {
 
         // A closed channel gives its slot back. (A second connection has channels of its own.)
         XCTAssertEqual(try user.ssh(name, port: gateway.port, "touch stop0").status, 0)
-        try waitUntil("a fourth session fits once one ended") {
+        try waitFor("a fourth session fits once one ended") {
             try user.ssh(name, port: gateway.port, "echo fourth", extra: muxOnly).output == "fourth\n"
         }
     }
@@ -100,7 +100,7 @@ final class GatewayCapsTests: GatewayTestCase {
         XCTAssertNil(refusal["DEVENV_USER"], "refused before anyone authenticated")
 
         shutdown(idle, Int32(SHUT_RDWR))
-        try waitUntil("the idle connection's slot is free") { try alice.ssh("alice", port: gateway.port, "true").status == 0 }
+        try waitFor("the idle connection's slot is free") { try alice.ssh("alice", port: gateway.port, "true").status == 0 }
     }
 
     /// With 64 descriptors the gateway refuses new connections before it runs out, stays
@@ -138,7 +138,7 @@ final class GatewayCapsTests: GatewayTestCase {
 
         held.forEach { close($0) }
         held.removeAll()
-        try waitUntil("logins work once the connections closed") {
+        try waitFor("logins work once the connections closed") {
             try alice.ssh("alice", port: gateway.port, "id -un").output == "alice\n"
         }
     }
@@ -169,7 +169,7 @@ final class GatewayCapsTests: GatewayTestCase {
         XCTAssertEqual(try runProgram("/usr/bin/prlimit", ["--pid", "\(pid)", "--nofile=\(hard):\(hard)"]).status, 0)
         held.forEach { close($0) }
         held.removeAll()
-        try waitUntil("logins work once descriptors are free") {
+        try waitFor("logins work once descriptors are free") {
             try alice.ssh("alice", port: gateway.port, "id -un").output == "alice\n"
         }
     }
@@ -208,7 +208,7 @@ final class GatewayCapsTests: GatewayTestCase {
             XCTAssertTrue(refused.stderr.contains("the gateway is at its connection limit"), refused.stderr)
         }
         XCTAssertTrue(gateway.log.contains("cannot start a thread"), gateway.log)
-        try waitUntil("the refused sockets are closed") { try counts() == before }
+        try waitFor("the refused sockets are closed") { try counts() == before }
 
         try "max".write(toFile: "\(group)/pids.max", atomically: false, encoding: .utf8)
         XCTAssertEqual(try alice.ssh("alice", port: gateway.port, "id -un").output, "alice\n")
@@ -221,7 +221,7 @@ final class GatewayCapsTests: GatewayTestCase {
     private func startMaster(_ identity: SSHClientIdentity, _ user: String, _ label: String) throws -> String {
         let path = keys.appendingPathComponent("mux-\(label)").path
         try startSSH(identity, user, ["-N", "-o", "ControlMaster=yes", "-o", "ControlPath=\(path)"])
-        try waitUntil("the \(label) master is connected") {
+        try waitFor("the \(label) master is connected") {
             try runProgram("/usr/bin/ssh", ["-S", path, "-O", "check", "x"]).status == 0
         }
         return path
@@ -233,7 +233,7 @@ final class GatewayCapsTests: GatewayTestCase {
     private func checkRefusal(_ match: String, event: String, messageID: String, limit: String,
                               value: Int) throws -> JournalEntry {
         var found: JournalEntry?
-        try waitUntil("the journal has a \(event) event") {
+        try waitFor("the journal has a \(event) event") {
             found = try Journal.read([match, "DEVENV_EVENT=\(event)"]).first
             return found != nil
         }
@@ -244,16 +244,6 @@ final class GatewayCapsTests: GatewayTestCase {
         XCTAssertEqual(entry["DEVENV_LIMIT_VALUE"], "\(value)")
         XCTAssertTrue(gateway.log.contains(event.replacingOccurrences(of: "-", with: " ")), gateway.log)
         return entry
-    }
-
-    private func waitUntil(_ what: String, timeout: TimeInterval = 15, _ condition: () throws -> Bool) throws {
-        let deadline = Date().addingTimeInterval(timeout)
-        while Date() < deadline {
-            if try condition() { return }
-            usleep(100_000)
-        }
-        XCTFail("timed out waiting until \(what)")
-        throw CocoaError(.executableLoad)
     }
 
     /// What arrives on `fd` within `seconds`, until the gateway closes it or pauses after

@@ -64,6 +64,28 @@ final class RegistryTests: XCTestCase {
         }
     }
 
+    /// Another process (its own `Registry`) sees every removal as a move of the revocation
+    /// count, and each registration of a name has an id of its own.
+    func testRemovalsMoveTheRevocationCountAndRegistrationsAreDistinct() throws {
+        let other = try Registry(stateDirectory: directory)
+        let first = try key(), second = try key()
+        try registry.addUser(name("alice"), keys: [first, second])
+        let registered = try XCTUnwrap(try registry.registration(of: name("alice")))
+        XCTAssertEqual(registered.count, 32)
+        XCTAssertEqual(try other.registration(of: name("alice")), registered)
+        let start = try other.revocationCount()
+        try registry.addKeys([try key()], to: name("alice"))
+        XCTAssertEqual(try other.revocationCount(), start, "additions revoke nothing")
+        try registry.removeKey(fingerprint: first.fingerprint, from: name("alice"))
+        XCTAssertEqual(try other.revocationCount(), start + 1)
+        try registry.removeUser(name("alice"))
+        XCTAssertEqual(try other.revocationCount(), start + 2)
+        XCTAssertNil(try other.registration(of: name("alice")))
+        try registry.addUser(name("alice"), keys: [first])
+        let again = try XCTUnwrap(try other.registration(of: name("alice")))
+        XCTAssertNotEqual(again, registered, "the next owner of the name is another registration")
+    }
+
     func testUidsAreDistinctAndNeverPassToAnotherName() throws {
         let alice = try registry.addUser(name("alice"), keys: [try key()])
         let bob = try registry.addUser(name("bob"), keys: [try key()])
@@ -289,12 +311,12 @@ final class RegistryTests: XCTestCase {
         XCTAssertEqual(try permissions(directory), 0o700)
         XCTAssertEqual(try permissions(registry.path), 0o600, "the file holds workspace host keys")
         try registry.addUser(name("alice"), keys: [try key()])
-        XCTAssertEqual(try query(registry.path, "SELECT group_concat(version) FROM schema_migrations"), ["1"])
+        XCTAssertEqual(try query(registry.path, "SELECT group_concat(version) FROM schema_migrations"), ["1,2"])
         registry = nil
         // Reopening migrates nothing again and keeps the data.
         registry = try Registry(stateDirectory: directory)
         XCTAssertEqual(try registry.users().map(\.name), ["alice"])
-        XCTAssertEqual(try query(registry.path, "SELECT count(*) FROM schema_migrations"), ["1"])
+        XCTAssertEqual(try query(registry.path, "SELECT count(*) FROM schema_migrations"), ["2"])
         XCTAssertEqual(try query(registry.path, "PRAGMA journal_mode"), ["wal"])
 
         // A file from a newer devenv-gw is not touched.

@@ -247,6 +247,18 @@ open class GatewayTestCase: XCTestCase {
         XCTAssertEqual(result.status, 0, result.stderr)
     }
 
+    /// Waits up to `timeout` seconds until `condition` holds; fails the test and throws if it never does.
+    public func waitFor(_ what: String, timeout: TimeInterval = 15, file: StaticString = #filePath, line: UInt = #line,
+                          _ condition: () throws -> Bool) throws {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if try condition() { return }
+            usleep(100_000)
+        }
+        XCTFail("timed out waiting until \(what)", file: file, line: line)
+        throw CocoaError(.executableLoad)
+    }
+
     /// Makes a key pair for `name` and registers it with `adduser`.
     public func register(_ name: String, file: StaticString = #filePath, line: UInt = #line) throws -> SSHClientIdentity {
         let identity = try SSHClientIdentity(named: name, in: keys)
