@@ -120,7 +120,10 @@ def tiny_packet(client, control):
     except paramiko.ChannelException as error:
         result.update(outcome="refused", reason="%d %s" % (error.code, error.text))
     except paramiko.SSHException as error:
-        result.update(outcome="error", reason=str(error))
+        # paramiko says this when the channel was confirmed and closed again before
+        # open_session returned it (the transport stays up): the gateway closed it.
+        closed_at_once = str(error) == "Unable to open channel." and transport.is_active()
+        result.update(outcome="closed" if closed_at_once else "error", reason=str(error))
     else:
         # exec_command waits for the reply without a timeout: give it 10 s on a thread.
         reply = {}
