@@ -31,6 +31,7 @@ cleanup() {
   docker rm -f "$prefix-$user" >/dev/null 2>&1 || true
   docker volume rm "$prefix-$user-home" >/dev/null 2>&1 || true
   docker network rm "$prefix" >/dev/null 2>&1 || true
+  bash scripts/remove-egress-rules.sh "$prefix"
   rm -rf "$work"
 }
 trap cleanup EXIT

@@ -54,7 +54,9 @@ cleanup() {
     kill "$gateway_pid" 2>/dev/null || true
     wait "$gateway_pid" 2>/dev/null || true
   fi
-  # Only what this run made: the containers and volumes labelled with its prefix, its network.
+  # Only what this run made: the containers and volumes labelled with its prefix, its network
+  # and the egress rules its gateway installed.
+  bash scripts/remove-egress-rules.sh "$prefix"
   docker ps -aq --filter "label=devenv.instance=$prefix" | xargs -r docker rm -f >/dev/null 2>&1 || true
   docker volume ls -q --filter "label=devenv.instance=$prefix" | xargs -r docker volume rm -f >/dev/null 2>&1 || true
   # The engine sometimes keeps a stale endpoint of a removed container for a while.
