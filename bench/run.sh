@@ -94,6 +94,43 @@ timed_transfer() {
 dl_gw=$(timed_transfer download via_gateway); dl_direct=$(timed_transfer download via_direct)
 ul_gw=$(timed_transfer upload via_gateway); ul_direct=$(timed_transfer upload via_direct)
 
+# CPU per GiB through the gateway, from /proc: the gateway's threads (all of them, and the
+# busiest one) against the workspace's sshd processes, for the same transfer. It goes over
+# a ControlMaster connection so that the gateway's connection thread and sshd's session
+# process are still alive when their times are read.
+ticks_per_second=$(getconf CLK_TCK)
+thread_ticks() {  # "TID TICKS" for every thread of process $1
+  local task
+  for task in /proc/"$1"/task/*; do
+    [ -r "$task/stat" ] && awk -v tid="${task##*/}" '{sub(/^.*\) /, ""); print tid, $12 + $13}' "$task/stat"
+  done
+}
+sshd_ticks() {  # total CPU ticks of the workspace's sshd processes
+  docker top "$prefix-$user" -eo pid,comm 2>/dev/null | awk '$2 == "sshd" {print $1}' \
+    | while read -r pid; do awk '{sub(/^.*\) /, ""); print $12 + $13}' "/proc/$pid/stat" 2>/dev/null; done \
+    | awk '{t += $1} END {print t + 0}'
+}
+cpu_per_gib() {  # $1: download | upload; prints "gateway-total busiest-thread sshd" in s/GiB
+  local control="$work/cpu.sock" before_threads after_threads sshd_before arrived
+  ssh "${common[@]}" -i "$work/id" -p "$port" -M -S "$control" -N -f "$user@127.0.0.1"
+  via_mux() { ssh "${common[@]}" -S "$control" -p "$port" "$user@127.0.0.1" "$@"; }
+  via_mux true
+  before_threads=$(thread_ticks "$gateway_pid"); sshd_before=$(sshd_ticks)
+  arrived=$("$1" via_mux) || { echo "bench: CPU $1 via the gateway: the client failed" >&2; arrived=; }
+  after_threads=$(thread_ticks "$gateway_pid"); local sshd_after; sshd_after=$(sshd_ticks)
+  ssh "${common[@]}" -S "$control" -O exit "$user@127.0.0.1" 2>/dev/null || true
+  if [ "${arrived%% *}" != "$sent" ]; then
+    echo "bench: CPU $1 via the gateway: what arrived is not what was sent" >&2; return 0
+  fi
+  awk -v gib="$(echo "scale=6; $size_mb / 1024" | bc)" -v hz="$ticks_per_second" \
+      -v sshd="$((sshd_after - sshd_before))" '
+    FNR == NR { before[$1] = $2; next }
+    { d = $2 - before[$1]; total += d; if (d > busiest) busiest = d }
+    END { printf "%.2f %.2f %.2f\n", total / hz / gib, busiest / hz / gib, sshd / hz / gib }' \
+    <(echo "$before_threads") <(echo "$after_threads")
+}
+cpu_dl=$(cpu_per_gib download); cpu_ul=$(cpu_per_gib upload)
+
 rate() { if [ -n "$1" ]; then echo "$(echo "scale=1; $size_mb / $1" | bc) MB/s"; else echo FAILED; fi; }
 ratio() { if [ -n "$1" ] && [ -n "$2" ]; then echo "scale=2; $1 / $2" | bc; else echo -; fi; }
 printf '%-28s %12s %12s %8s\n' "measure" "gateway" "direct" "ratio"
@@ -103,7 +140,18 @@ printf '%-28s %14s %12s %8s\n' "download ${size_mb} MB" "$(rate "$dl_gw")" "$(ra
 printf '%-28s %14s %12s %8s\n' "upload ${size_mb} MB" "$(rate "$ul_gw")" "$(rate "$ul_direct")" "$(ratio "$ul_direct" "$ul_gw")"
 echo "(ratios: connect = gateway/direct, lower is better; throughput = gateway/direct, higher is better)"
 echo "(each transfer: seeded data, SHA-256 of what arrived checked, the same way for gateway and direct)"
-if [ -z "$dl_gw" ] || [ -z "$dl_direct" ] || [ -z "$ul_gw" ] || [ -z "$ul_direct" ]; then
+echo
+printf '%-28s %12s %14s %12s %8s %8s\n' "CPU-s per GiB" "gateway" "busiest thread" "sshd" "ratio" "busiest"
+for direction in download upload; do
+  figures=$([ "$direction" = download ] && echo "$cpu_dl" || echo "$cpu_ul")
+  if [ -z "$figures" ]; then printf '%-28s %12s\n' "$direction" FAILED; continue; fi
+  read -r total busiest sshd <<<"$figures"
+  printf '%-28s %12s %14s %12s %8s %8s\n' "$direction" "$total" "$busiest" "$sshd" \
+    "$(ratio "$total" "$sshd")" "$(ratio "$busiest" "$sshd")"
+done
+echo "(CPU: the gateway's threads and the workspace sshd's processes during one transfer through the"
+echo " gateway, from /proc; ratio = gateway total / sshd, busiest = the busiest gateway thread / sshd)"
+if [ -z "$dl_gw" ] || [ -z "$dl_direct" ] || [ -z "$ul_gw" ] || [ -z "$ul_direct" ] || [ -z "$cpu_dl" ] || [ -z "$cpu_ul" ]; then
   echo "bench: a transfer did not deliver exactly what was sent; see above" >&2
   exit 1
 fi
