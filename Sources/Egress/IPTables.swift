@@ -34,11 +34,6 @@ public struct IPTables: Sendable {
         return String(decoding: text, as: UTF8.self)
     }
 
-    /// True when `chain` exists in the filter table.
-    public func hasChain(_ chain: String) -> Bool {
-        (try? run(["-S", chain])) != nil
-    }
-
     /// The `iptables` whose tables hold Docker's rules. The host may use the nft or the
     /// legacy backend, and a gateway image may default to the other one: rules in the
     /// wrong backend would never see the workspaces' packets, so the one with the
@@ -50,11 +45,23 @@ public struct IPTables: Sendable {
         guard !candidates.isEmpty else {
             throw EgressFirewallError("no iptables program found in \(directories.joined(separator: ", "))")
         }
-        for path in candidates where IPTables(path: path).hasChain(EgressFirewall.dockerUserChain) {
-            return IPTables(path: path)
+        // A listing can fail for a moment (dockerd busy with its own rules): try a few
+        // times before giving up, and say what each backend answered.
+        var reasons: [String] = []
+        for attempt in 1...3 {
+            reasons = []
+            for path in candidates {
+                do {
+                    try IPTables(path: path).run(["-S", EgressFirewall.dockerUserChain])
+                    return IPTables(path: path)
+                } catch {
+                    reasons.append("\(error)")
+                }
+            }
+            if attempt < 3 { sleep(1) }
         }
         throw EgressFirewallError("no iptables backend (\(candidates.joined(separator: ", "))) shows Docker's "
                                   + "\(EgressFirewall.dockerUserChain) chain; is dockerd running with its iptables rules, "
-                                  + "and does this process have CAP_NET_ADMIN?")
+                                  + "and does this process have CAP_NET_ADMIN? (\(reasons.joined(separator: "; ")))")
     }
 }
