@@ -20,6 +20,9 @@ final class ChannelBridge {
     /// Workspace to client: stdout, and stderr (which also carries the gateway's own messages).
     private let toClient: ChannelStream?
     private let toClientStderr: ChannelStream
+    /// The streams of each direction, kept once rather than built on every poll.
+    private let streamsToWorkspace: [ChannelStream]
+    private let streamsToClient: [ChannelStream]
     /// What each peer may send on its channel, to close a channel whose peer ignores it.
     private let clientWindow: ReceiveWindowWatch
     private let workspaceWindow: ReceiveWindowWatch?
@@ -59,6 +62,8 @@ final class ChannelBridge {
         toWorkspace = up.map { [clientWindow] in ChannelStream(from: down, to: $0, isStderr: false, sourceWindow: clientWindow) }
         toClient = up.map { [workspaceWindow] in ChannelStream(from: $0, to: down, isStderr: false, sourceWindow: workspaceWindow) }
         toClientStderr = ChannelStream(from: up, to: down, isStderr: true, sourceWindow: workspaceWindow)
+        streamsToWorkspace = toWorkspace.map { [$0] } ?? []
+        streamsToClient = (toClient.map { [$0] } ?? []) + [toClientStderr]
         downCallbacks = .allocate(capacity: 1)
         upCallbacks = .allocate(capacity: 1)
         Self.installDownstreamCallbacks(downCallbacks, agentForwarding: agentForwarding)
@@ -103,13 +108,10 @@ final class ChannelBridge {
             if rc == SSH_AGAIN { return progress }
             completeUpstreamOpen = nil
             guard rc == SSH_OK else {
-                connection.log("forwarding failed in the workspace: \(kind)")
                 if let forwarding = auditChannel?.forwarding {
                     connection.recordForwarding(forwarding, refusedBecause: "the workspace could not connect")
                 }
-                toWorkspaceDirection.sinkLost()
-                toClientDirection.sourceFailed()
-                toWorkspace?.discard()
+                workspaceChannelFailed("forwarding failed in the workspace")
                 return performDueActions() || true
             }
             connection.log("forwarding opened: \(kind)")
@@ -127,11 +129,9 @@ final class ChannelBridge {
             workspaceWindow?.resynchronize()
         }
         progress = moveData() || progress
-        for (window, peer) in [(clientWindow, "client"), (workspaceWindow, "workspace")] {
-            if let window, window.isOverrun {
-                abort("the \(peer) sent \(window.excess) bytes past the window it was granted")
-                return true
-            }
+        if let (window, peer) = overrunWindow() {
+            abort("the \(peer) sent \(window.excess) bytes past the window it was granted")
+            return true
         }
         return performDueActions() || progress
     }
@@ -141,41 +141,51 @@ final class ChannelBridge {
     /// a source that fails makes its direction end without an exit status.
     private func moveData() -> Bool {
         var moved = false
-        if let toWorkspace, let budget = connection.upstreamBudget {
-            moved = move([toWorkspace], direction: \.toWorkspaceDirection, budget: budget,
+        if let budget = connection.upstreamBudget {
+            moved = move(streamsToWorkspace, direction: \.toWorkspaceDirection, budget: budget,
                          sinkFailed: { $0.workspaceChannelFailed("writing to the workspace failed") },
                          sourceFailed: { $0.clientChannelFailed("reading from the client failed") })
         }
-        let fromWorkspace = [toClient, toClientStderr].compactMap { $0 }
-        let toClientMoved = move(fromWorkspace, direction: \.toClientDirection, budget: connection.clientBudget,
+        let toClientMoved = move(streamsToClient, direction: \.toClientDirection, budget: connection.clientBudget,
                                  sinkFailed: { $0.clientChannelFailed("writing to the client failed") },
                                  sourceFailed: { $0.workspaceChannelFailed("reading from the workspace failed") })
         return toClientMoved || moved
     }
 
+    /// Flushes `streams`; then, if libssh holds more for their channel and every stream has
+    /// room, fetches it all and flushes again.
     private func move(_ streams: [ChannelStream], direction: KeyPath<ChannelBridge, ChannelDirection>,
                       budget: OutboundBudget, sinkFailed: (ChannelBridge) -> Void,
                       sourceFailed: (ChannelBridge) -> Void) -> Bool {
         var moved = false
-        for pass in 0..<2 {
+        func flushAll() -> Bool {
             for stream in streams where self[keyPath: direction].phase != .closed {
                 let result = stream.flush(budget: budget)
                 moved = result.moved || moved
-                if result.failure != nil {
+                if result.sinkFailed {
                     sinkFailed(self)
-                    return moved
+                    return false
                 }
             }
-            let held = streams.contains { $0.heldBySource > 0 }
-            guard pass == 0, held, self[keyPath: direction].phase != .closed,
-                  streams.allSatisfy(\.isReadyToFetch) else { break }
-            for stream in streams where !stream.fetchHeld() {
-                sourceFailed(self)
-                return true
-            }
-            moved = true
+            return true
         }
-        return moved
+        guard flushAll(), self[keyPath: direction].phase != .closed,
+              streams.contains(where: { $0.heldBySource > 0 }), streams.allSatisfy(\.isReadyToFetch) else {
+            return moved
+        }
+        for stream in streams where !stream.fetchHeld() {
+            sourceFailed(self)
+            return true
+        }
+        _ = flushAll()
+        return true
+    }
+
+    /// The window account of a peer that sent far past its window, if any.
+    private func overrunWindow() -> (ReceiveWindowWatch, String)? {
+        if clientWindow.isOverrun { return (clientWindow, "client") }
+        if let workspaceWindow, workspaceWindow.isOverrun { return (workspaceWindow, "workspace") }
+        return nil
     }
 
     /// Bytes received from the workspace (`fromWorkspace`) or the client and not yet written.

@@ -39,11 +39,11 @@ final class ChannelStream {
         self.sourceWindow = sourceWindow
     }
 
-    /// True while some byte has not been written to the sink yet.
-    var hasPendingData: Bool { !queue.isEmpty || heldBySource > 0 }
-
     /// Bytes received from the source and not written yet, here or in libssh.
     var pendingCount: Int { queue.count + heldBySource }
+
+    /// True while some byte has not been written to the sink yet.
+    var hasPendingData: Bool { pendingCount > 0 }
 
     /// True when the queue has room to take everything libssh holds (see `fetchHeld`).
     var isReadyToFetch: Bool { queue.count <= Self.softLimit / 2 }
@@ -68,10 +68,9 @@ final class ChannelStream {
 
     /// What a flush achieved.
     struct Progress {
-        enum Failure { case source, sink }
         var moved = false
-        /// Which side returned an error, if one did.
-        var failure: Failure?
+        /// The sink returned an error.
+        var sinkFailed = false
     }
 
 
@@ -100,7 +99,7 @@ final class ChannelStream {
                 return result > 0 ? Int(result) : 0
             }
             if result < 0 {
-                progress.failure = .sink
+                progress.sinkFailed = true
                 break
             }
             guard written > 0 else { break }  // a key re-exchange: retried after the next poll
