@@ -447,11 +447,7 @@ final class ClientConnection {
                 bridges.forEach { $0.trimBuffers() }
             }
             applyBackPressure()
-            // Taken out of the list before they are freed: freeing a channel may flush and
-            // handle packets, whose callbacks may change `bridges`.
-            let finished = bridges.filter(\.isFinished)
-            bridges.removeAll(where: \.isFinished)
-            for bridge in finished {
+            for bridge in takeBridges(where: \.isFinished) {
                 logger.info("channel closed", metadata: [
                     "kind": .string(bridge.kind),
                     "bytes_in": .stringConvertible(bridge.bytesToWorkspace),
@@ -479,8 +475,7 @@ final class ClientConnection {
         if revokedBecause != nil {
             // The channels go first (their close messages are written now), then one poll,
             // so the disconnect message saying why is sent (see prepareToSendDisconnect).
-            bridges.forEach { $0.release() }
-            bridges.removeAll()
+            takeBridges { _ in true }.forEach { $0.release() }
             prepareToSendDisconnect()
         }
     }
@@ -546,9 +541,17 @@ final class ClientConnection {
         close(fd)
     }
 
+    /// Removes the bridges that match from the list and returns them. Callers free them only
+    /// afterwards: freeing a channel may flush and handle packets, whose callbacks may change
+    /// `bridges`.
+    private func takeBridges(where matches: (ChannelBridge) -> Bool) -> [ChannelBridge] {
+        let taken = bridges.filter(matches)
+        bridges.removeAll(where: matches)
+        return taken
+    }
+
     private func teardown() {
-        for bridge in bridges { bridge.release() }
-        bridges.removeAll()
+        takeBridges { _ in true }.forEach { $0.release() }
         for pending in pendingReverseChannels { ssh_channel_free(pending.upstreamChannel) }
         pendingReverseChannels.removeAll()
         if let event {
