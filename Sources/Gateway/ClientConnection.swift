@@ -397,7 +397,7 @@ final class ClientConnection {
     /// the connection.
     private func noticeRevocation(lookNow: Bool) -> Bool {
         if revokedBecause == nil {
-            guard lookNow || revocationWatch.isDue(count: { try server.accounts.revocationCount() }),
+            guard lookNow || revocationWatch.isDue(count: { try server.revocations.current() }),
                   let reason = revocationReason() else { return false }
             revokedBecause = reason
         }

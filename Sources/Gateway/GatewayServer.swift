@@ -14,6 +14,8 @@ import Workspaces
 public final class GatewayServer: @unchecked Sendable {
     public let configuration: GatewayConfiguration
     let accounts: GatewayAccounts
+    /// The registry's revocation count, shared by every connection's watch.
+    let revocations: SharedRevocationCount
     let workspaces: WorkspaceManager
     let logger: Logger
     let upstreamKey: PrivateKey
@@ -40,6 +42,7 @@ public final class GatewayServer: @unchecked Sendable {
         ssh_init()
         self.configuration = configuration
         self.accounts = accounts
+        revocations = SharedRevocationCount(maxAge: 1) { try accounts.revocationCount() }
         self.workspaces = workspaces
         self.activity = activity
         self.audit = audit

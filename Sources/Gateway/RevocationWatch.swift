@@ -34,3 +34,26 @@ struct RevocationWatch {
         seenCount = nil
     }
 }
+
+/// The registry's revocation count, read at most once per `maxAge` for every connection of
+/// the gateway: each connection's watch asks every two seconds, and one query answers them all.
+final class SharedRevocationCount: @unchecked Sendable {
+    private let maxAge: TimeInterval
+    private let read: () throws -> Int
+    private let lock = NSLock()
+    private var reading: (count: Int, at: Date)?
+
+    init(maxAge: TimeInterval, read: @escaping () throws -> Int) {
+        self.maxAge = maxAge
+        self.read = read
+    }
+
+    func current(now: Date = Date()) throws -> Int {
+        lock.lock()
+        defer { lock.unlock() }
+        if let reading, now.timeIntervalSince(reading.at) < maxAge { return reading.count }
+        let count = try read()
+        reading = (count, now)
+        return count
+    }
+}

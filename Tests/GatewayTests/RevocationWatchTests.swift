@@ -33,4 +33,14 @@ final class RevocationWatchTests: XCTestCase {
         watch.lookupFailed()
         XCTAssertTrue(watch.isDue(now: start.addingTimeInterval(4)) { 3 })
     }
+
+    func testSharedCountIsReadOncePerMaxAgeForAllConnections() throws {
+        var reads = 0
+        let shared = SharedRevocationCount(maxAge: 1) { reads += 1; return reads }
+        let start = Date()
+        XCTAssertEqual(try shared.current(now: start), 1)
+        XCTAssertEqual(try shared.current(now: start.addingTimeInterval(0.5)), 1, "served from the last reading")
+        XCTAssertEqual(reads, 1)
+        XCTAssertEqual(try shared.current(now: start.addingTimeInterval(1)), 2, "read again once it is a second old")
+    }
 }
