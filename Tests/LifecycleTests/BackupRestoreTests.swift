@@ -266,6 +266,13 @@ final class BackupRestoreTests: GatewayTestCase {
         XCTAssertEqual(interrupted.terminationStatus, 1)
         XCTAssertFalse(FileManager.default.fileExists(atPath: archive + ".partial"))
         XCTAssertEqual(try fileSize(archive), complete)
+
+        // The complete archive restores the 1 GiB file byte for byte onto a fresh volume.
+        try admin(["deluser", "alice", "--purge", "--yes"])
+        try admin(["restore", "alice", "-i", archive])
+        let restored = try alice.ssh("alice", port: gateway.port, "sha256sum big.bin")
+        XCTAssertEqual(restored.status, 0, restored.stderr)
+        XCTAssertEqual(restored.output, made.output, "SHA-256 of the restored 1 GiB file")
     }
 
     // MARK: - Helpers
