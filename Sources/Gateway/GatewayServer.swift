@@ -219,24 +219,29 @@ public final class GatewayServer: @unchecked Sendable {
             refuse(fd, peer: peer, limit: "threads", value: connections.count, reason: "cannot start a thread")
             return nil
         }
-        guard let session = ssh_new() else {
+        // Undoes what was taken for this connection, when libssh fails it before it runs.
+        func abandon(_ session: ssh_session?, ownsSocket: Bool) -> Int32? {
             thread.cancel()
             preAuth.remove(token)
             connections.release()
-            close(fd)
+            if let session { ssh_free(session) }
+            if !ownsSocket { close(fd) }
             return nil
         }
+        guard let session = ssh_new() else { return abandon(nil, ownsSocket: false) }
         guard ssh_bind_accept_fd(bind, session, fd) == SSH_OK else {
             logger.error("cannot accept: \(String(cString: ssh_get_error(UnsafeMutableRawPointer(bind))))")
-            thread.cancel()
-            preAuth.remove(token)
-            connections.release()
-            ssh_free(session)
-            close(fd)
-            return nil
+            // libssh may have taken the socket before it failed; then freeing the session closes it.
+            return abandon(session, ownsSocket: ssh_get_fd(session) == fd)
         }
         var timeout = Int(configuration.authDeadline.rounded(.up))
         ssh_options_set(session, SSH_OPTIONS_TIMEOUT, &timeout)
+        // Read when the key exchange starts (server_set_kex). "none", not "no": libssh takes
+        // "no" for "none,zlib@openssh.com", which still lets the client choose zlib.
+        if !configuration.allowsCompression && ssh_options_set(session, SSH_OPTIONS_COMPRESSION, "none") != SSH_OK {
+            logger.error("cannot turn compression off: \(String(cString: ssh_get_error(UnsafeMutableRawPointer(session))))")
+            return abandon(session, ownsSocket: true)
+        }
         // An evicted pre-auth connection is shut down through its own socket object; its
         // thread sees the error and ends.
         let connection = ClientConnection(server: self, session: session, socket: socket,

@@ -21,6 +21,7 @@ enum ConfigKey: String, CaseIterable {
     case maxChannelsPerConnection = "max-channels-per-connection"
     case clientAliveInterval = "client-alive-interval"
     case clientAliveCountMax = "client-alive-count-max"
+    case compression
     case idleTimeout = "idle-timeout"
     case forwarding
     case image
@@ -51,7 +52,7 @@ enum ConfigKey: String, CaseIterable {
 
     var kind: Kind {
         switch self {
-        case .stateDir, .prefix, .audit, .hostkeys, .image, .forwarding: return .string
+        case .stateDir, .prefix, .audit, .hostkeys, .image, .forwarding, .compression: return .string
         case .listen: return .addresses
         case .egressDeny: return .list
         case .authTimeout, .idleTimeout, .clientAliveInterval: return .seconds
@@ -94,6 +95,8 @@ enum ConfigKey: String, CaseIterable {
             return seconds >= 0 && seconds <= 86400 ? nil : "must be 0 (never) to 86400"
         case (.clientAliveCountMax, .integer(let count)):
             return (1...1000).contains(count) ? nil : "must be 1 to 1000"
+        case (.compression, .string(let text)):
+            return ["yes", "no"].contains(text) ? nil : "use yes or no"
         case (.egressDeny, .strings(let entries)):
             return Self.refusal { _ = try EgressPolicy(parsing: entries) }
         case (.memoryMib, .integer(let mib)):

@@ -60,6 +60,11 @@ struct ServeCommand: ParsableCommand {
                 + "(config client-alive-count-max; default 3)."))
     var clientAliveCountMax: Int?
 
+    @Option(help: ArgumentHelp("Whether clients may use zlib compression: yes or no. Each compressing "
+                + "connection costs about 110 KiB more memory and a pass over every byte (config compression; default no).",
+                valueName: "yes|no"))
+    var compression: String?
+
     @Flag(help: "Print the settings serve would run with, as a config file, and exit.")
     var printConfig = false
 

@@ -35,6 +35,7 @@ struct ServeSettings {
         if let list = command.egressDeny { try ConfigKey.egressDeny.checkFlag(.strings(Self.listEntries(list))) }
         if let limits = command.maxStartups { try ConfigKey.maxStartups.checkFlag(Self.startupsValue(limits)) }
         if let seconds = command.clientAliveInterval { try ConfigKey.clientAliveInterval.checkFlag(.number(seconds)) }
+        if let answer = command.compression { try ConfigKey.compression.checkFlag(.string(answer)) }
         for (key, value) in [(ConfigKey.maxAuthTries, command.maxAuthTries),
                              (.maxStartupsPerSource, command.maxStartupsPerSource),
                              (.maxConnections, command.maxConnections),
@@ -66,6 +67,7 @@ struct ServeSettings {
             ?? gateway.clientAliveInterval
         gateway.clientAliveCountMax = command.clientAliveCountMax ?? file.integer(.clientAliveCountMax)
             ?? gateway.clientAliveCountMax
+        if let answer = command.compression ?? file.string(.compression) { gateway.allowsCompression = answer == "yes" }
         if let seconds = command.idleTimeout ?? file.number(.idleTimeout) { gateway.idleLimit = seconds > 0 ? seconds : nil }
         // Checked above or when the file was read.
         if let kinds = command.forwarding ?? file.string(.forwarding) { gateway.forwarding = try ForwardingPolicy(parsing: kinds) }
@@ -105,6 +107,7 @@ extension ServeSettings {
             (.maxChannelsPerConnection, "\(gateway.maxChannelsPerConnection)"),
             (.clientAliveInterval, "\(gateway.clientAliveInterval)"),
             (.clientAliveCountMax, "\(gateway.clientAliveCountMax)"),
+            (.compression, quoted(gateway.allowsCompression ? "yes" : "no")),
             (.idleTimeout, "\(gateway.idleLimit ?? 0)"),
             (.forwarding, quoted(gateway.forwarding.description)),
             (.image, quoted(workspace.image)),

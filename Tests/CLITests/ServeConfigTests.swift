@@ -33,6 +33,7 @@ final class ServeConfigTests: XCTestCase {
         max-channels-per-connection = 16
         client-alive-interval = 20.0
         client-alive-count-max = 5
+        compression = "yes"
         idle-timeout = 5.0
         forwarding = "local,agent"
         image = "example/workspace:2"
@@ -63,7 +64,7 @@ final class ServeConfigTests: XCTestCase {
                      "--max-auth-tries", "4", "--max-startups", "50", "--max-startups-per-source", "5",
                      "--max-connections", "20", "--max-connections-per-user", "2", "--max-channels-per-connection", "3",
                      "--client-alive-interval", "7", "--client-alive-count-max", "2",
-                     "--idle-timeout", "0", "--forwarding", "none",
+                     "--compression", "no", "--idle-timeout", "0", "--forwarding", "none",
                      "--image", "flag/image:1", "--memory-mib", "1024", "--pids-limit", "300", "--cpu-shares", "100",
                      "--egress-deny", "none"]
         let flagged = try serve(["--print-config", "--config", config] + flags)
@@ -73,7 +74,7 @@ final class ServeConfigTests: XCTestCase {
             "hostkeys": "\"/flag/keys\"", "auth-timeout": "9.0", "max-auth-tries": "4", "max-startups": "50",
             "max-startups-per-source": "5", "max-connections": "20", "max-connections-per-user": "2",
             "max-channels-per-connection": "3", "client-alive-interval": "7.0", "client-alive-count-max": "2",
-            "idle-timeout": "0.0", "forwarding": "\"none\"", "image": "\"flag/image:1\"", "memory-mib": "1024", "pids-limit": "300",
+            "compression": "\"no\"", "idle-timeout": "0.0", "forwarding": "\"none\"", "image": "\"flag/image:1\"", "memory-mib": "1024", "pids-limit": "300",
             "cpu-shares": "100", "egress-deny": "[]",
         ])
 
@@ -94,7 +95,7 @@ final class ServeConfigTests: XCTestCase {
             "hostkeys": "\"/srv/devenv/hostkeys\"", "auth-timeout": "30.0", "max-auth-tries": "10",
             "max-startups": "\"128:30:256\"", "max-startups-per-source": "64", "max-connections": "1000",
             "max-connections-per-user": "10", "max-channels-per-connection": "64", "client-alive-interval": "15.0",
-            "client-alive-count-max": "3", "idle-timeout": "3600.0", "forwarding": "\"local,remote,agent\"",
+            "client-alive-count-max": "3", "compression": "\"no\"", "idle-timeout": "3600.0", "forwarding": "\"local,remote,agent\"",
             "image": "\"devenv-workspace:latest\"", "memory-mib": "512",
             "pids-limit": "1024", "cpu-shares": "1024", "egress-deny": "[\"host\", \"169.254.0.0/16\"]",
         ])
@@ -126,6 +127,8 @@ final class ServeConfigTests: XCTestCase {
              "must be an integer or a \"START:RATE:FULL\" string, not a floating-point number"),
             ("client-alive-interval = -1\n", "client-alive-interval", "must be 0 (never) to 86400"),
             ("client-alive-count-max = 0\n", "client-alive-count-max", "must be 1 to 1000"),
+            ("compression = \"delayed\"\n", "compression", "use yes or no"),
+            ("compression = true\n", "compression", "must be a string, not a boolean"),
             ("max-startups-per-source = true\n", "max-startups-per-source", "must be an integer, not a boolean"),
             ("max-connections = 0\n", "max-connections", "must be 1 to 1000000"),
             ("max-connections-per-user = \"10\"\n", "max-connections-per-user", "must be an integer, not a string"),
