@@ -4,7 +4,8 @@
 # total rate with every keystroke timed until its echo. Prints the gateway's RSS, threads
 # and descriptors (idle, all sessions open, after close and 10 s later), login wall time
 # and p50/p99 next to `docker start` alone for the same stopped containers at the same
-# concurrency, and echo p50/p99, as a table and as JSON.
+# concurrency, and echo p50/p99, through the gateway and straight to each workspace's sshd
+# (same client, same rate), as a table and as JSON.
 #
 #   bench/scale.sh [--users N] [--concurrency C] [--rate KEYS_PER_S] [--duration S]
 #                  [--json FILE] [--no-build] [--bin PATH]
@@ -92,7 +93,13 @@ for _ in $(seq 100); do ssh-keyscan -p "$port" 127.0.0.1 >/dev/null 2>&1 && brea
 kill -0 "$gateway_pid" 2>/dev/null || { echo "bench: the gateway did not start" >&2; exit 1; }
 sleep 1  # let the keyscan connections end before the idle figures
 
+# The direct comparison logs in with the gateway's upstream key; asyncssh cannot parse the
+# OpenSSH-format file libssh writes, so it gets a copy that ssh-keygen has written again.
+install -m 600 "$DEVENV_GW_STATE_DIR/upstream_ed25519_key" "$work/upstream_key"
+ssh-keygen -q -p -P '' -N '' -f "$work/upstream_key" >/dev/null
+
 client_args=(run --port "$port" --users "$users" --keys "$work/keys" --prefix "$prefix"
-             --gateway-pid "$gateway_pid" --concurrency "$concurrency" --rate "$rate" --duration "$duration")
+             --gateway-pid "$gateway_pid" --concurrency "$concurrency" --rate "$rate" --duration "$duration"
+             --upstream-key "$work/upstream_key")
 [ -n "$json" ] && client_args+=(--json "$json")
 "$python" bench/scale_client.py "${client_args[@]}"

@@ -13,7 +13,9 @@ Phases of `run`, in order: the gateway's idle figures; every user logs in once a
 again; every user logs in through the gateway, C at a time, and keeps one pty session
 running `cat` (raw mode); the gateway's figures with all sessions open; typing at a set
 total rate, one byte at a time, each byte timed until it is echoed; every session closed,
-figures at once and 10 s later.
+figures at once and 10 s later; then the same typing over sessions straight to each
+workspace's sshd (the gateway's upstream key), so the echo latency the gateway adds is the
+difference between two figures taken on the same machine in the same run.
 
 It checks what it measured (every login and command succeeded, every echo came back and
 matched what was typed) and exits 1 otherwise. Timings are reported, never asserted.
@@ -246,6 +248,23 @@ class Bench:
             known_hosts=None, agent_path=None, config=[], preferred_auth="publickey",
             login_timeout=600, keepalive_interval=0)
 
+    async def connect_direct(self, user):
+        """Straight to the workspace's sshd, as the gateway's upstream hop does. No
+        compression: the gateway grants none either (its default)."""
+        status, body = await self.engine.request("GET", "/containers/%s/json" % self.container(user))
+        if status != 200:
+            raise RuntimeError("inspect %s: HTTP %d" % (user, status))
+        address = json.loads(body)["NetworkSettings"]["Networks"][self.args.prefix]["IPAddress"]
+        return await asyncssh.connect(
+            address, 22, username=user, client_keys=[self.args.upstream_key], known_hosts=None,
+            agent_path=None, config=[], preferred_auth="publickey", compression_algs=["none"],
+            login_timeout=600, keepalive_interval=0)
+
+    async def close_all(self, sessions):
+        for s in sessions:
+            s["conn"].close()
+        await asyncio.gather(*(s["conn"].wait_closed() for s in sessions), return_exceptions=True)
+
     def fail(self, what, results):
         failed = [(user, r) for user, r in zip(self.users, results) if isinstance(r, Exception)]
         for user, error in failed[:5]:
@@ -269,9 +288,9 @@ class Bench:
             self.errors.append("%s: %d containers still running or not inspectable (%s...)" % (what, len(still), still[0]))
         return wall, failed + len(still)
 
-    async def login_one(self, user):
+    async def login_one(self, user, direct=False):
         start = time.perf_counter()
-        conn = await self.connect(user)
+        conn = await (self.connect_direct(user) if direct else self.connect(user))
         try:
             authenticated = time.perf_counter()
             chan, session = await conn.create_session(EchoSession, SESSION_COMMAND, term_type="xterm",
@@ -376,9 +395,7 @@ class Bench:
         r["gateway_after_typing"] = process_stats(pid)
 
         log("closing every session")
-        for s in sessions:
-            s["conn"].close()
-        await asyncio.gather(*(s["conn"].wait_closed() for s in sessions), return_exceptions=True)
+        await self.close_all(sessions)
         waited = await self.settle(idle_threads)
         r["gateway_after_close"] = dict(process_stats(pid), settled_after_s=round(waited, 1))
         if r["gateway_after_close"]["threads"] > idle_threads:
@@ -386,6 +403,21 @@ class Bench:
                                % (r["gateway_after_close"]["threads"], waited, idle_threads))
         await asyncio.sleep(10)
         r["gateway_after_close_10s"] = process_stats(pid)
+
+        if args.upstream_key and sessions:
+            log("the same typing over %d sessions straight to the workspaces' sshd" % len(sessions))
+            _, results = await limited([s["user"] for s in sessions], args.concurrency,
+                                       lambda u: self.login_one(u, direct=True))
+            direct = [x for x in results if not isinstance(x, Exception)]
+            failed = self.fail("direct login", results)
+            r["echo_direct"] = await self.type_keys(direct) if direct else None
+            if r["echo_direct"] is not None:
+                r["echo_direct"]["failed_logins"] = failed
+                if r["echo"] and r["echo_direct"]["p99_ms"]:
+                    r["echo"]["p99_ratio_to_direct"] = round(r["echo"]["p99_ms"] / r["echo_direct"]["p99_ms"], 2)
+                    r["echo"]["p50_ratio_to_direct"] = round(r["echo"]["p50_ms"] / r["echo_direct"]["p50_ms"], 2)
+            log("echo direct: %s" % r["echo_direct"])
+            await self.close_all(direct)
         r["errors"] = self.errors
         r["ok"] = not self.errors
         return r
@@ -428,6 +460,13 @@ def table(r):
         rows.append(("  echo p50 / p99 / max", "%s / %s / %s" % (fmt(e["p50_ms"], " ms", 2), fmt(e["p99_ms"], " ms", 2), fmt(e["max_ms"], " ms", 2))))
         note = "  (client above 80%: echo figures are partly client-bound)" if e["client_cpu_percent"] > 80 else ""
         rows.append(("  CPU while typing: client / gateway", "%s%% / %s%%%s" % (e["client_cpu_percent"], e["gateway_cpu_percent"], note)))
+    d = r.get("echo_direct")
+    if d:
+        rows.append(("direct to sshd: typed / echoed", "%d / %d (%.0f keys/s)" % (d["typed"], d["echoed"], d["achieved_rate"])))
+        rows.append(("  echo p50 / p99 / max", "%s / %s / %s" % (fmt(d["p50_ms"], " ms", 2), fmt(d["p99_ms"], " ms", 2), fmt(d["max_ms"], " ms", 2))))
+        rows.append(("  CPU while typing: client", "%s%%" % d["client_cpu_percent"]))
+        if e and "p99_ratio_to_direct" in e:
+            rows.append(("  echo via gateway / direct: p50, p99", "%s, %s" % (fmt(e["p50_ratio_to_direct"], "", 2), fmt(e["p99_ratio_to_direct"], "", 2))))
     rows.append(("checks", "all passed" if r["ok"] else "FAILED: " + "; ".join(r["errors"])))
     width = max(len(k) for k, _ in rows)
     return "\n".join("%-*s  %s" % (width, k, v) for k, v in rows)
@@ -451,6 +490,7 @@ def main():
     run.add_argument("--duration", type=float, default=30, help="seconds of typing")
     run.add_argument("--docker-socket", default="/var/run/docker.sock")
     run.add_argument("--json", help="also write the figures to this file")
+    run.add_argument("--upstream-key", help="the gateway's upstream key: also type straight to each sshd")
     args = parser.parse_args()
 
     if args.command == "keys":
