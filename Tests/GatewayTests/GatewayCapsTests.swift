@@ -103,6 +103,55 @@ final class GatewayCapsTests: GatewayTestCase {
         try waitFor("the idle connection's slot is free") { try alice.ssh("alice", port: gateway.port, "true").status == 0 }
     }
 
+    /// A few dozen descriptors short of its limit the gateway refuses new connections before
+    /// it runs out, stays idle while clients keep knocking, and serves logins again once
+    /// connections close.
+    func testConnectionsAreRefusedBeforeDescriptorsRunOut() throws {
+        let alice = try register("alice")
+        // Its periodic egress check runs iptables, which cannot start while descriptors run out.
+        gateway.extraArguments = ["--egress-deny", "none"]
+        try gateway.start()
+        let pid = try XCTUnwrap(gateway.process?.processIdentifier)
+        // The limit is set under the running gateway, relative to what it holds: the test
+        // runner hands its children descriptors of its own, and closing them in a wrapper
+        // would close the pipe that tells Foundation the child exited.
+        let open = try FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd").count
+        var limit = open + 40
+        while limit - min(64, limit / 4) < open + 40 { limit += 1 }  // the gateway's reserve
+        let hard = try Self.hardDescriptorLimit(pid)
+        XCTAssertEqual(try runProgram("/usr/bin/prlimit", ["--pid", "\(pid)", "--nofile=\(limit):\(hard)"]).status, 0)
+
+        var held: [Int32] = []
+        defer { held.forEach { close($0) } }
+        var refusal: String?
+        for _ in 0..<(limit - open) where refusal == nil {
+            let fd = try XCTUnwrap(GatewayProcess.connectLoopback(port: gateway.port))
+            held.append(fd)
+            let answer = Self.read(fd, for: 0.5)
+            if answer.contains("connection limit") { refusal = answer }
+        }
+        XCTAssertNotNil(refusal, "no connection was refused: \(gateway.log)")
+        XCTAssertGreaterThan(held.count, 30, "the reserve leaves room for connections")
+
+        // At the limit, clients that keep knocking cost next to no CPU.
+        let before = try Self.cpuTicks(pid)
+        for _ in 0..<15 {
+            if let fd = GatewayProcess.connectLoopback(port: gateway.port) { held.append(fd) }
+            usleep(200_000)
+        }
+        let used = try Self.cpuTicks(pid) - before
+        XCTAssertLessThan(used, 30, "\(used) ticks of CPU in 3 s at the descriptor limit")
+        let atLimit = try alice.ssh("alice", port: gateway.port, "true")
+        XCTAssertEqual(atLimit.status, 255)
+        XCTAssertTrue(atLimit.stderr.contains("the gateway is at its connection limit"), atLimit.stderr)
+
+        held.forEach { close($0) }
+        held.removeAll()
+        try waitFor("logins work once the connections closed") {
+            try alice.ssh("alice", port: gateway.port, "id -un").output == "alice\n"
+        }
+    }
+
     /// When accept itself fails for lack of descriptors (the limit lowered under the running
     /// gateway), it backs off instead of spinning, and recovers when descriptors free up.
     func testAcceptBacksOffWhenDescriptorsRunOut() throws {
