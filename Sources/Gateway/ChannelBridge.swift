@@ -2,6 +2,7 @@ import Audit
 import CLibSSH
 import CShims
 import Foundation
+import GatewayMetrics
 
 /// One client channel and its twin on the workspace's sshd.
 ///
@@ -59,9 +60,17 @@ final class ChannelBridge {
         self.auditChannel = auditChannel
         clientWindow = ReceiveWindowWatch(down)
         workspaceWindow = up.map(ReceiveWindowWatch.init)
-        toWorkspace = up.map { [clientWindow] in ChannelStream(from: down, to: $0, isStderr: false, sourceWindow: clientWindow) }
-        toClient = up.map { [workspaceWindow] in ChannelStream(from: $0, to: down, isStderr: false, sourceWindow: workspaceWindow) }
-        toClientStderr = ChannelStream(from: up, to: down, isStderr: true, sourceWindow: workspaceWindow)
+        toWorkspace = up.map { [clientWindow] in
+            ChannelStream(from: down, to: $0, isStderr: false, sourceWindow: clientWindow,
+                          deliveredCounter: GatewayMetric.bytesToWorkspace)
+        }
+        toClient = up.map { [workspaceWindow] in
+            ChannelStream(from: $0, to: down, isStderr: false, sourceWindow: workspaceWindow,
+                          deliveredCounter: GatewayMetric.bytesToClient)
+        }
+        // Without a workspace this stream carries only the gateway's own message: not counted.
+        toClientStderr = ChannelStream(from: up, to: down, isStderr: true, sourceWindow: workspaceWindow,
+                                       deliveredCounter: up == nil ? nil : GatewayMetric.bytesToClient)
         streamsToWorkspace = toWorkspace.map { [$0] } ?? []
         streamsToClient = (toClient.map { [$0] } ?? []) + [toClientStderr]
         downCallbacks = .allocate(capacity: 1)
