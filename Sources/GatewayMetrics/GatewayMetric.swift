@@ -139,6 +139,9 @@ public enum GatewayMetric {
         "devenv_gw_process_threads", .gauge, "Threads of the gateway process (/proc/self/status).")
     public static let openFileDescriptors = MetricDefinition(
         "devenv_gw_process_open_fds", .gauge, "Open file descriptors of the gateway process (/proc/self/fd).")
+    public static let memoryLimit = MetricDefinition(
+        "devenv_gw_process_memory_limit_bytes", .gauge,
+        "The memory the gateway may use: its cgroup's limit, or the host's memory when there is none.")
     public static let maxFileDescriptors = MetricDefinition(
         "devenv_gw_process_max_fds", .gauge, "The gateway's soft limit of open file descriptors.")
 
@@ -147,7 +150,7 @@ public enum GatewayMetric {
         connectionsOpen, connectionsRefused, loginsAccepted, loginsRefused, preAuthEvicted, preAuthDropped,
         loginDuration, sessionsOpen, sessionsStarted, bytes, workspaces, workspacesCreated, workspacesStarted,
         workspacesStoppedIdle, engineErrors, auditDropped, auditFallback, buildInfo, startTime, residentMemory,
-        threads, openFileDescriptors, maxFileDescriptors,
+        memoryLimit, threads, openFileDescriptors, maxFileDescriptors,
     ]
 
     /// Histogram buckets of `loginDuration`, in seconds: a warm login takes a fraction of a

@@ -19,9 +19,27 @@ enum ProcessFigures {
             // The directory listing holds one descriptor of its own while it runs.
             GatewayMetric.openFileDescriptors.gauge().record(max(0, entries.count - 1))
         }
+        if let bytes = memoryLimit() { GatewayMetric.memoryLimit.gauge().record(bytes) }
         var limit = rlimit()
         if getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 {
             GatewayMetric.maxFileDescriptors.gauge().record(Double(limit.rlim_cur))
         }
+    }
+
+    /// The cgroup's memory limit (v2, then v1), else the host's memory: what "near the
+    /// limit" means for the gateway's resident memory.
+    static func memoryLimit() -> Double? {
+        let host = (try? String(contentsOfFile: "/proc/meminfo", encoding: .utf8))?
+            .split(separator: "\n").first { $0.hasPrefix("MemTotal:") }
+            .flatMap { Double($0.split(separator: " ").dropFirst().first ?? "") }
+            .map { $0 * 1024 }
+        for path in ["/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"] {
+            guard let text = try? String(contentsOfFile: path, encoding: .utf8),
+                  let bytes = Double(text.trimmingCharacters(in: .whitespacesAndNewlines)) else { continue }
+            // v1 reports "no limit" as a huge number.
+            if let host, bytes >= host { return host }
+            return bytes
+        }
+        return host
     }
 }
