@@ -118,8 +118,11 @@ final class GatewayMetricsTests: GatewayTestCase {
             "devenv_gw_sessions_started_total{kind=\"sftp\"}": 1,
         ], unchanged: watched.filter { !$0.hasPrefix("devenv_gw_bytes_total") })
 
-        // The workspace gauge comes from the engine, counted at most every 30 s.
-        try waitFor("the running workspace is counted", timeout: 40) {
+        // The workspace gauge comes from the engine, at start and then every 30 s: a restart
+        // counts the workspace the first login created, still running.
+        gateway.stop()
+        try gateway.start()
+        try waitFor("the running workspace is counted") {
             let now = try scrape()
             return now["devenv_gw_workspaces{state=\"running\"}"] == 1 && now["devenv_gw_workspaces{state=\"stopped\"}"] == 0
         }
@@ -148,17 +151,25 @@ final class GatewayMetricsTests: GatewayTestCase {
 
     func testAnAddressInUseStopsTheStartWithAClearMessage() throws {
         gateway.stop()
-        let taken = try XCTUnwrap(metricsURL.split(separator: ":").last?.split(separator: "/").first)
-        // The port the first gateway held is bound again by a second one while this one starts.
-        let blocker = try GatewayProcess()
-        defer { blocker.tearDown() }
-        blocker.extraArguments = ["--metrics-listen", "127.0.0.1:\(taken)", "--egress-deny", "none"]
-        try blocker.start()
+        // The test holds a listening socket on the port; a second listener cannot bind it.
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+        }
+        XCTAssertTrue(bound && listen(fd, 1) == 0)
+        let taken = Int(UInt16(bigEndian: address.sin_port))
         let result = try runProgram(DevenvBinary.path, ["serve"] + gateway.instanceArguments + [
             "--listen", "127.0.0.1:\(try GatewayProcess.freePort())", "--hostkeys", gateway.hostKeyDirectory,
             "--metrics-listen", "127.0.0.1:\(taken)", "--egress-deny", "none",
         ])
         XCTAssertEqual(result.status, 1)
-        XCTAssertTrue(result.stderr.contains("cannot listen for metrics on 127.0.0.1:\(taken)"), result.stderr)
+        XCTAssertTrue(result.stderr.hasPrefix("devenv-gw: error: cannot listen for metrics on 127.0.0.1:\(taken): "),
+                      result.stderr)
+        XCTAssertFalse(GatewayProcess.answersSSH(port: gateway.port), "nothing was started")
     }
 }
