@@ -152,17 +152,9 @@ final class GatewayMetricsTests: GatewayTestCase {
     func testAnAddressInUseStopsTheStartWithAClearMessage() throws {
         gateway.stop()
         // The test holds a listening socket on the port; a second listener cannot bind it.
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let (fd, taken) = GatewayProcess.boundLoopbackSocket()
         defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
-        }
-        XCTAssertTrue(bound && listen(fd, 1) == 0)
-        let taken = Int(UInt16(bigEndian: address.sin_port))
+        XCTAssertEqual(listen(fd, 1), 0)
         let result = try runProgram(DevenvBinary.path, ["serve"] + gateway.instanceArguments + [
             "--listen", "127.0.0.1:\(try GatewayProcess.freePort())", "--hostkeys", gateway.hostKeyDirectory,
             "--metrics-listen", "127.0.0.1:\(taken)", "--egress-deny", "none",
