@@ -151,6 +151,7 @@ public final class GatewayServer: @unchecked Sendable {
             if connections.count == 0 { break }
             usleep(50_000)
         }
+        refusedLogins?.flush()
         logger.info("stopped")
     }
 

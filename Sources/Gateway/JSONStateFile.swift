@@ -5,6 +5,7 @@ import Foundation
 public struct JSONStateFile<Value: Codable> {
     public let path: String
 
+    /// A file at `path`; nothing is read or written until asked.
     public init(path: String) { self.path = path }
 
     /// Replaces the file by `value` through a rename, so a reader never sees half of it.
@@ -32,5 +33,6 @@ public struct JSONStateFile<Value: Codable> {
         return try? decoder.decode(Value.self, from: data)
     }
 
+    /// Deletes the file, if it is there.
     public func remove() { unlink(path) }
 }

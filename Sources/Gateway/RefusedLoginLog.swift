@@ -25,6 +25,7 @@ public struct RefusedLogin: Codable, Sendable, Equatable {
 /// private as the registry beside it. Writes happen on a queue of their own, at most once
 /// a second, so a flood of refusals costs a connection thread no file I/O.
 public final class RefusedLoginLog: @unchecked Sendable {
+    /// How many refusals are kept: what `devenv-gw status` shows.
     public static let capacity = 10
     private let file: JSONStateFile<[RefusedLogin]>
     private let lock = NSLock()
@@ -48,6 +49,9 @@ public final class RefusedLoginLog: @unchecked Sendable {
         lock.unlock()
         if schedule { queue.asyncAfter(deadline: .now() + 1) { [self] in write() } }
     }
+
+    /// Writes the file now (at shutdown), so no refusal of the last second is lost.
+    public func flush() { queue.sync { write() } }
 
     private func write() {
         lock.lock()

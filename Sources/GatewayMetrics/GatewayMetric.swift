@@ -11,8 +11,10 @@ public enum MetricKind: String, Sendable {
 /// Label values come from fixed sets, so no series carries a user name, key or address
 /// (their number stays bounded, and the endpoint reveals nobody).
 public struct MetricDefinition: Sendable {
+    /// The Prometheus name, `devenv_gw_…`.
     public let name: String
     public let kind: MetricKind
+    /// The `# HELP` text: what the metric counts, in one sentence.
     public let help: String
     /// The label's name, or nil for a metric without labels.
     public let labelName: String?
@@ -58,6 +60,7 @@ public struct MetricDefinition: Sendable {
 /// and without `--metrics-listen` they stay swift-metrics' no-op handlers.
 public enum GatewayMetric {
     // MARK: Connections and logins
+    // Each definition's help text says what it counts; the README's table says the same.
 
     public static let connectionsOpen = MetricDefinition(
         "devenv_gw_connections_open", .gauge,

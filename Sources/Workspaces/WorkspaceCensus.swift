@@ -30,6 +30,7 @@ public final class WorkspaceCensus: @unchecked Sendable {
         timer.resume()
     }
 
+    /// Stops counting; the gauge keeps its last value.
     public func stop() {
         timer?.cancel()
         timer = nil
