@@ -269,9 +269,6 @@ final class ClientConnection {
         var channel = channel
         nextChannelID += 1
         channel.id = nextChannelID
-        let kind = SessionKind(channel)
-        kind.started.increment()
-        kind.open.increment()
         if let user = authenticatedUser {
             server.audit.record(.sessionStart(auditConnection, user: user.value, channel: channel,
                                               container: upstream == nil ? nil : server.workspaces.settings.containerName(for: user)))
@@ -281,9 +278,7 @@ final class ClientConnection {
 
     /// Records how a channel ended: duration, bytes each way, exit status or signal.
     func recordChannelEnd(_ bridge: ChannelBridge) {
-        guard let channel = bridge.auditChannel else { return }
-        SessionKind(channel).open.decrement()
-        guard let user = authenticatedUser else { return }
+        guard let user = authenticatedUser, let channel = bridge.auditChannel else { return }
         server.audit.record(.sessionEnd(auditConnection, user: user.value, channel: channel,
                                         duration: Date().timeIntervalSince(bridge.opened),
                                         bytesIn: bridge.bytesToWorkspace, bytesOut: bridge.bytesToClient,

@@ -149,6 +149,18 @@ final class GatewayMetricsTests: GatewayTestCase {
         XCTAssertEqual(try scrape()["devenv_gw_logins_accepted_total"], 1)
     }
 
+    func testAWorkspaceThatCannotStartIsAnEngineErrorRefusal() throws {
+        gateway.stop()
+        gateway.extraArguments += ["--image", "devenv-missing-image:\(gateway.prefix)"]
+        try gateway.start()
+        let before = try scrape()
+        let result = try alice.ssh("alice", port: gateway.port, "true")
+        XCTAssertNotEqual(result.status, 0)
+        XCTAssertTrue(result.stderr.contains("your workspace could not start"), result.stderr)
+        let after = try scrape()
+        assertMoved(before, after, ["devenv_gw_logins_refused_total{reason=\"engine_error\"}": 1], unchanged: watched)
+    }
+
     func testAnAddressInUseStopsTheStartWithAClearMessage() throws {
         gateway.stop()
         // The test holds a listening socket on the port; a second listener cannot bind it.
