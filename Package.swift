@@ -12,6 +12,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
         // System libraries, found through pkg-config.
@@ -28,20 +31,38 @@ let package = Package(
 
         // The product's concerns.
         .target(name: "UserNames", swiftSettings: swift5),
-        .target(name: "DockerEngine", dependencies: ["CurlHTTP"], swiftSettings: swift5),
+        // The metric definitions, counted through swift-metrics' API alone (no NIO, no Prometheus).
+        .target(name: "GatewayMetrics", dependencies: [.product(name: "CoreMetrics", package: "swift-metrics")],
+                swiftSettings: swift5),
+        // The Prometheus registry and the /metrics HTTP listener (SwiftNIO, one thread of its own).
+        .target(
+            name: "MetricsEndpoint",
+            dependencies: [
+                "GatewayMetrics",
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: swift5
+        ),
+        .target(name: "DockerEngine", dependencies: ["CurlHTTP", "GatewayMetrics"], swiftSettings: swift5),
         .target(name: "Registry", dependencies: ["CSQLite", "SSHKeys", "UserNames"], swiftSettings: swift5),
         .target(name: "Tar", swiftSettings: swift5),
-        .target(name: "Workspaces", dependencies: ["DockerEngine", "UserNames", "Tar"], swiftSettings: swift5),
+        .target(name: "Workspaces", dependencies: ["DockerEngine", "UserNames", "Tar", "GatewayMetrics"],
+                swiftSettings: swift5),
         .target(name: "Backup", dependencies: ["CCrypto", "Tar", "Registry", "SSHKeys", "Workspaces", "DockerEngine", "UserNames"],
                 swiftSettings: swift5),
-        .target(name: "Audit", swiftSettings: swift5),
+        .target(name: "Audit", dependencies: ["GatewayMetrics"], swiftSettings: swift5),
         // The firewall rules that keep workspaces from the gateway host and cloud metadata.
         .target(name: "Egress", swiftSettings: swift5),
         .target(
             name: "Gateway",
             dependencies: [
-                "CLibSSH", "CShims", "SSHKeys", "UserNames", "Workspaces", "Audit",
+                "CLibSSH", "CShims", "SSHKeys", "UserNames", "Workspaces", "Audit", "GatewayMetrics",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
             ],
             swiftSettings: swift5
         ),
@@ -49,6 +70,7 @@ let package = Package(
             name: "devenv-gw",
             dependencies: [
                 "Gateway", "Registry", "Workspaces", "DockerEngine", "CurlHTTP", "SSHKeys", "Audit", "UserNames", "Backup", "Egress",
+                "GatewayMetrics", "MetricsEndpoint",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "TOMLKit", package: "TOMLKit"),
             ],

@@ -11,6 +11,7 @@ packages=(
   docker.io libssh-dev libcurl4-openssl-dev libsqlite3-dev pkg-config
   debootstrap openssh-client rsync git tmux python3 curl ca-certificates
   systemd putty-tools dropbear-bin socat bc python3-paramiko python3-asyncssh python3-yaml
+  python3-prometheus-client prometheus
   iptables iproute2
 )
 

@@ -1,4 +1,5 @@
 import Foundation
+import GatewayMetrics
 
 /// Where audit events go: journald, or JSON lines on stderr.
 ///
@@ -89,7 +90,7 @@ public final class AuditLog: @unchecked Sendable {
         let failedAt = journalFailedAt
         lock.unlock()
         if let failedAt, Date().timeIntervalSince(failedAt) < retryInterval {
-            stream?.write(fields)
+            fallBack(fields)
             return
         }
         do {
@@ -109,8 +110,19 @@ public final class AuditLog: @unchecked Sendable {
                 stream?.writeLine("devenv-gw: warning: audit: cannot write to \(error); "
                                   + "audit events go to stderr as JSON lines until journald answers again")
             }
-            stream?.write(fields)
+            fallBack(fields)
         }
+    }
+
+    /// Writes an event journald did not take to stderr, counting it as sent to the
+    /// fallback, or as dropped when there is no stderr stream.
+    private func fallBack(_ fields: [AuditFieldValue]) {
+        guard let stream else {
+            GatewayMetric.auditDropped.counter().increment()
+            return
+        }
+        GatewayMetric.auditFallback.counter().increment()
+        stream.write(fields)
     }
 }
 

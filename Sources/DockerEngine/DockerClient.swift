@@ -78,7 +78,7 @@ public final class DockerClient: @unchecked Sendable {
             request.body = .data(Data())
         }
         let response = try send(request, operation: operation)
-        try Self.check(response)
+        try check(response, operation: operation)
         return response
     }
 
@@ -92,7 +92,7 @@ public final class DockerClient: @unchecked Sendable {
             if let contentType { request.headers = ["Content-Type: \(contentType)"] }
         }
         let response = try send(request, sink: sink, operation: operation)
-        try Self.check(response)
+        try check(response, operation: operation)
     }
 
     private func send(_ request: HTTPRequest, sink: HTTPBodySink? = nil, operation: String) throws -> HTTPResponse {
@@ -101,12 +101,23 @@ public final class DockerClient: @unchecked Sendable {
         do {
             return try HTTPClient.perform(request, sink: sink)
         } catch let error as HTTPTransportError {
+            EngineErrorCount.note(operation)
             lock.lock()
             negotiatedVersion = nil  // the engine may come back as another version
             lock.unlock()
             if let inner = error.callbackError { throw DockerError.stream("\(inner)") }
             if error.isTimeout { throw DockerError.timedOut(endpoint: endpoint, operation: operation) }
             throw DockerError.unreachable(endpoint: endpoint, reason: error.message)
+        }
+    }
+
+    /// `check`, counting a status the caller does not expect in `devenv_gw_engine_errors_total`.
+    private func check(_ response: HTTPResponse, operation: String) throws {
+        do {
+            try Self.check(response)
+        } catch DockerError.engine(let status, let message) {
+            EngineErrorCount.note(operation)
+            throw DockerError.engine(status: status, message: message)
         }
     }
 
@@ -153,4 +164,24 @@ public final class DockerClient: @unchecked Sendable {
 
 private struct EngineMessage: Decodable {
     let message: String
+}
+
+/// The engine's own version, as `GET /version` reports it.
+public struct EngineVersion: Decodable, Sendable {
+    /// The engine's release, e.g. `20.10.24+dfsg1`.
+    public let version: String
+    /// The newest API version the engine speaks, e.g. `1.41`.
+    public let apiVersion: String
+
+    enum CodingKeys: String, CodingKey {
+        case version = "Version"
+        case apiVersion = "ApiVersion"
+    }
+}
+
+extension DockerClient {
+    /// The engine's release and API version (`devenv-gw status`).
+    public func engineVersion() throws -> EngineVersion {
+        try decode(EngineVersion.self, from: call("GET", "/version", operation: "read version"))
+    }
 }

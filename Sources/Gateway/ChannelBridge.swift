@@ -2,6 +2,7 @@ import Audit
 import CLibSSH
 import CShims
 import Foundation
+import GatewayMetrics
 
 /// One client channel and its twin on the workspace's sshd.
 ///
@@ -40,6 +41,9 @@ final class ChannelBridge {
     private(set) var released = false
     /// What the audit trail says about this channel; nil until it runs something.
     private(set) var auditChannel: AuditChannel?
+    /// The kind this channel is counted under in the session metrics, once it runs
+    /// something in the workspace (a channel that only reports a failure is not counted).
+    private var countedKind: SessionKind?
     private var term: String?
     let opened = Date()
     /// Completes an upstream open that was started without blocking (direct-tcpip): returns
@@ -59,9 +63,17 @@ final class ChannelBridge {
         self.auditChannel = auditChannel
         clientWindow = ReceiveWindowWatch(down)
         workspaceWindow = up.map(ReceiveWindowWatch.init)
-        toWorkspace = up.map { [clientWindow] in ChannelStream(from: down, to: $0, isStderr: false, sourceWindow: clientWindow) }
-        toClient = up.map { [workspaceWindow] in ChannelStream(from: $0, to: down, isStderr: false, sourceWindow: workspaceWindow) }
-        toClientStderr = ChannelStream(from: up, to: down, isStderr: true, sourceWindow: workspaceWindow)
+        toWorkspace = up.map { [clientWindow] in
+            ChannelStream(from: down, to: $0, isStderr: false, sourceWindow: clientWindow,
+                          deliveredCounter: GatewayMetric.bytesToWorkspace)
+        }
+        toClient = up.map { [workspaceWindow] in
+            ChannelStream(from: $0, to: down, isStderr: false, sourceWindow: workspaceWindow,
+                          deliveredCounter: GatewayMetric.bytesToClient)
+        }
+        // Without a workspace this stream carries only the gateway's own message: not counted.
+        toClientStderr = ChannelStream(from: up, to: down, isStderr: true, sourceWindow: workspaceWindow,
+                                       deliveredCounter: up == nil ? nil : GatewayMetric.bytesToClient)
         streamsToWorkspace = toWorkspace.map { [$0] } ?? []
         streamsToClient = (toClient.map { [$0] } ?? []) + [toClientStderr]
         downCallbacks = .allocate(capacity: 1)
@@ -73,6 +85,16 @@ final class ChannelBridge {
         upCallbacks.pointee.userdata = context
         ssh_set_channel_callbacks(down, downCallbacks)
         if let up { ssh_set_channel_callbacks(up, upCallbacks) }
+        if let auditChannel { countSession(auditChannel) }
+    }
+
+    /// Counts the channel as a started and open session, once, if it has a workspace side.
+    private func countSession(_ channel: AuditChannel) {
+        guard up != nil, countedKind == nil else { return }
+        let kind = SessionKind(channel)
+        kind.started.increment()
+        kind.open.increment()
+        countedKind = kind
     }
 
     deinit {
@@ -330,6 +352,7 @@ final class ChannelBridge {
         guard !released else { return }
         released = true
         if auditChannel != nil { connection.recordChannelEnd(self) }
+        countedKind?.open.decrement()
         ssh_remove_channel_callbacks(down, downCallbacks)
         ssh_channel_free(down)
         if let up {
@@ -415,6 +438,7 @@ final class ChannelBridge {
     private func started(_ channel: AuditChannel, _ result: Int32) -> Int32 {
         if result == 0 && auditChannel == nil {
             auditChannel = connection.recordChannelStart(channel)
+            countSession(channel)
         }
         return result
     }

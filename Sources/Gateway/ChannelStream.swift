@@ -1,4 +1,5 @@
 import CLibSSH
+import CoreMetrics
 
 /// One byte stream of a bridged channel (stdout or stderr, one way) from a source channel
 /// to a sink channel, without blocking and without losing a byte.
@@ -31,12 +32,16 @@ final class ChannelStream {
 
     /// The source channel's window account, shared by its streams.
     private let sourceWindow: ReceiveWindowWatch?
+    /// Where the bytes of each flush are counted for the metrics (one atomic add a flush).
+    private let deliveredCounter: Counter?
 
-    init(from source: ssh_channel?, to sink: ssh_channel, isStderr: Bool, sourceWindow: ReceiveWindowWatch?) {
+    init(from source: ssh_channel?, to sink: ssh_channel, isStderr: Bool, sourceWindow: ReceiveWindowWatch?,
+         deliveredCounter: Counter? = nil) {
         self.source = source
         self.sink = sink
         self.isStderr = isStderr
         self.sourceWindow = sourceWindow
+        self.deliveredCounter = deliveredCounter
     }
 
     /// Bytes received from the source and not written yet, here or in libssh.
@@ -88,6 +93,8 @@ final class ChannelStream {
     /// short or zero write keeps the rest for next time.
     func flush(budget: OutboundBudget) -> Progress {
         var progress = Progress()
+        var flushed = 0
+        defer { if flushed > 0 { deliveredCounter?.increment(by: flushed) } }
         while !queue.isEmpty {
             let allowance = min(Int(ssh_channel_window_size(sink)), budget.available)
             guard allowance > 0 else { break }
@@ -104,6 +111,7 @@ final class ChannelStream {
             }
             guard written > 0 else { break }  // a key re-exchange: retried after the next poll
             delivered += UInt64(written)
+            flushed += written
             budget.spent(written)
             progress.moved = true
         }

@@ -2,6 +2,7 @@ import Audit
 import CLibSSH
 import CShims
 import Foundation
+import GatewayMetrics
 import Logging
 import SSHKeys
 import UserNames
@@ -59,6 +60,9 @@ final class ClientConnection {
     private var nextChannelID = 0
     private var authAttempts = 0
     private var tooManyAttempts = false
+    /// Set when a registered key came with a signature that did not verify.
+    private var sawBadSignature = false
+    private let peerHost: String
     private let started = Date()
     /// Set when the connection is refused after authentication: teardown then waits for the
     /// client to close, because closing with the client's data unread (its channel open,
@@ -77,6 +81,7 @@ final class ClientConnection {
         clientAlive = ClientAliveMonitor(interval: server.configuration.clientAliveInterval,
                                          countMax: server.configuration.clientAliveCountMax)
         peer = "\(peerHost):\(peerPort)"
+        self.peerHost = peerHost
         auditConnection = AuditConnection(sourceAddress: peerHost, sourcePort: peerPort)
         logger = server.logger
         logger[metadataKey: "peer"] = .string(peer)
@@ -154,6 +159,7 @@ final class ClientConnection {
     private func refuseOverUserCap(_ user: UserName) {
         let cap = server.connections.maxPerUser
         let reason = "\(user.value) already has \(cap) \(cap == 1 ? "connection" : "connections") open"
+        countRefusal(.cap, user: user.value)
         logger.notice("connection refused", metadata: ["limit": "max-connections-per-user", "reason": .string(reason)])
         server.audit.record(.connectionRefused(auditConnection, user: user.value, limit: "max-connections-per-user",
                                                limitValue: cap, reason: reason))
@@ -210,6 +216,10 @@ final class ClientConnection {
         switch (Int32(state), standing) {
         case (SSH_PUBLICKEY_STATE_NONE.rawValue, .registered?):
             return Int32(SSH_AUTH_SUCCESS.rawValue)
+        case (SSH_PUBLICKEY_STATE_WRONG.rawValue, .registered?):
+            sawBadSignature = true
+            logger.notice("auth refused: bad signature", metadata: ["user": .string(name.value)])
+            return denied
         case (SSH_PUBLICKEY_STATE_VALID.rawValue, .registered(let registration)?):
             authenticatedUser = name
             login = (type, base64, registration)
@@ -229,12 +239,21 @@ final class ClientConnection {
     /// keys are normal client behaviour, so they are not each recorded).
     private func recordAuthFailure() {
         guard let attempt = lastAttempt else { return }
-        let reason = socket.wasEvicted ? "pushed out by the pre-auth limit"
-            : tooManyAttempts ? "too many attempts"
-            : Date() >= started.addingTimeInterval(server.configuration.authDeadline) ? "authentication deadline passed"
-            : "unknown user or key"
+        let (reason, refusal): (String, LoginRefusal) = socket.wasEvicted ? ("pushed out by the pre-auth limit", .evicted)
+            : tooManyAttempts ? ("too many attempts", .tooManyAttempts)
+            : Date() >= started.addingTimeInterval(server.configuration.authDeadline)
+                ? ("authentication deadline passed", .timeout)
+            : sawBadSignature ? ("bad signature", .badSignature)
+            : ("unknown user or key", .unknownKey)
+        countRefusal(refusal, user: attempt.user)
         let key = attempt.type.flatMap { type in attempt.base64.flatMap { Self.auditKey(type: type, base64: $0) } }
         server.audit.record(.authFailed(auditConnection, user: attempt.user, key: key, reason: reason))
+    }
+
+    /// Counts a refused login and keeps it for `devenv-gw status`.
+    private func countRefusal(_ refusal: LoginRefusal, user: String) {
+        GatewayMetric.loginsRefused.counter(refusal.rawValue).increment()
+        server.refusedLogins?.note(RefusedLogin(time: Date(), user: user, address: peerHost, reason: refusal.rawValue))
     }
 
     /// The key as the audit trail names it. Computed only when an event is recorded, not for
@@ -307,7 +326,12 @@ final class ClientConnection {
             ssh_event_add_session(event, upstream.session)
             upstreamBudget = OutboundBudget(session: upstream.session, limit: Self.outboundLimit)
             self.upstream = upstream
+            GatewayMetric.loginsAccepted.counter().increment()
+            let cold = endpoint.created || endpoint.started
+            GatewayMetric.loginDuration.timer(cold ? "cold" : "warm")
+                .recordNanoseconds(Int64(Date().timeIntervalSince(started) * 1_000_000_000))
         } catch {
+            countRefusal(.engineError, user: user.value)
             workspaceFailure = "\(error)"
             workspaceFailedAt = Date()
             logger.error("workspace unavailable: \(error)")
@@ -569,6 +593,23 @@ final class ClientConnection {
         ssh_free(session)
         if let user = authenticatedUser {
             logger.info("disconnected", metadata: ["user": .string(user.value)])
+        }
+    }
+}
+
+extension SessionKind {
+    /// The metrics' kind of what an audited channel runs.
+    init(_ channel: AuditChannel) {
+        switch channel.kind {
+        case .shell: self = .shell
+        case .exec: self = .exec
+        case .subsystem: self = channel.subsystem == "sftp" ? .sftp : .subsystem
+        case .forwarding:
+            switch channel.forwarding?.kind {
+            case .agent?: self = .agent
+            case .remoteConnection?: self = .forwardedTCPIP
+            default: self = .directTCPIP
+            }
         }
     }
 }

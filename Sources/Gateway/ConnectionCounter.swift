@@ -25,6 +25,13 @@ final class ConnectionCounter: @unchecked Sendable {
         return total
     }
 
+    /// The connections open now, and how many of them have logged in (hold a user slot).
+    var counts: (total: Int, authenticated: Int) {
+        lock.lock()
+        defer { lock.unlock() }
+        return (total, perUser.values.reduce(0, +))
+    }
+
     /// Takes a slot for a new connection; false at `maxTotal`.
     func admit() -> Bool {
         lock.lock()

@@ -45,6 +45,8 @@ public struct GatewayConfiguration: Sendable {
     public var forwarding: ForwardingPolicy = .all
     /// A workspace with no session for this long is stopped; nil never stops any.
     public var idleLimit: TimeInterval? = 3600
+    /// Where the last refused logins are kept for `devenv-gw status`; nil keeps none.
+    public var refusedLoginsPath: String?
 
     public init(hostKeyDirectory: String, upstreamKeyPath: String) {
         self.hostKeyDirectory = hostKeyDirectory

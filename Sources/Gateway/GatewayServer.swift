@@ -1,6 +1,7 @@
 import Audit
 import CLibSSH
 import Foundation
+import GatewayMetrics
 import Logging
 import SSHKeys
 import Workspaces
@@ -35,6 +36,8 @@ public final class GatewayServer: @unchecked Sendable {
     let connections: ConnectionCounter
     /// Connections refused at accept, until the client has read why.
     private let refused = RefusedSockets()
+    /// The last refused logins, for `devenv-gw status`.
+    let refusedLogins: RefusedLoginLog?
 
     /// Loads (or on first start creates) the host keys and upstream key, and opens the listeners.
     public init(configuration: GatewayConfiguration, accounts: GatewayAccounts, workspaces: WorkspaceManager,
@@ -52,6 +55,7 @@ public final class GatewayServer: @unchecked Sendable {
         }
         connections = ConnectionCounter(maxTotal: configuration.maxConnections,
                                         maxPerUser: configuration.maxConnectionsPerUser)
+        refusedLogins = configuration.refusedLoginsPath.map(RefusedLoginLog.init)
         preAuthLog = ThrottledLog(logger: logger)
         preAuth = PreAuthLimiter(limits: configuration.maxStartups,
                                  maxPerNetwork: configuration.maxUnauthenticatedPerSource)
@@ -127,6 +131,11 @@ public final class GatewayServer: @unchecked Sendable {
         acceptThread = thread
         thread.start()
         reaper?.start()
+        ScrapeHooks.add { [connections] in
+            let counts = connections.counts
+            GatewayMetric.connectionsOpen.gauge("pre_auth").record(counts.total - counts.authenticated)
+            GatewayMetric.connectionsOpen.gauge("authenticated").record(counts.authenticated)
+        }
         logger.info("listening", metadata: ["addresses": .string(configuration.listenAddresses.joined(separator: ","))])
     }
 
@@ -142,6 +151,7 @@ public final class GatewayServer: @unchecked Sendable {
             if connections.count == 0 { break }
             usleep(50_000)
         }
+        refusedLogins?.flush()
         logger.info("stopped")
     }
 
@@ -206,8 +216,12 @@ public final class GatewayServer: @unchecked Sendable {
         // Decided before any thread or libssh work, so a dropped connection costs next to nothing.
         let socket = ConnectionSocket(fd: fd)
         let admission = preAuth.admit(from: PreAuthSource(address: peer.host), connection: socket)
-        if let evicted = admission.evicted { preAuthLog.note("pushed out a pending connection from \(evicted)") }
+        if let evicted = admission.evicted {
+            GatewayMetric.preAuthEvicted.counter().increment()
+            preAuthLog.note("pushed out a pending connection from \(evicted)")
+        }
         guard let token = admission.token else {
+            GatewayMetric.preAuthDropped.counter().increment()
             connections.release()
             preAuthLog.note("dropped a new connection from \(peer.host) (max-startups)")
             close(fd)
@@ -261,6 +275,7 @@ public final class GatewayServer: @unchecked Sendable {
     private func refuse(_ fd: Int32, peer: (host: String, port: Int), limit: String, value: Int, reason: String,
                         lingerLimit: Int = RefusedSockets.maxLingering) {
         refused.refuse(fd, text: Self.busyText, lingerLimit: lingerLimit)
+        GatewayMetric.connectionsRefused.counter(limit.replacingOccurrences(of: "-", with: "_")).increment()
         logger.notice("connection refused", metadata: [
             "peer": .string("\(peer.host):\(peer.port)"), "limit": .string(limit), "reason": .string(reason),
         ])

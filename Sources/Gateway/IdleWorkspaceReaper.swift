@@ -1,5 +1,6 @@
 import Audit
 import Foundation
+import GatewayMetrics
 import Logging
 import UserNames
 import Workspaces
@@ -57,6 +58,7 @@ final class IdleWorkspaceReaper: @unchecked Sendable {
             guard isIdle() else { continue }
             do {
                 if try workspaces.stopIfIdle(user, isIdle: isIdle) {
+                    GatewayMetric.workspacesStoppedIdle.counter().increment()
                     logger.info("workspace stopped after being idle", metadata: ["user": .string(user.value)])
                     let idleFor = Date().timeIntervalSince(max(activity.lastActivity(user) ?? started, started))
                     audit.record(.workspaceStopped(

@@ -1,5 +1,6 @@
 import DockerEngine
 import Foundation
+import GatewayMetrics
 import UserNames
 
 /// A running workspace and where its sshd listens.
@@ -132,6 +133,8 @@ public final class WorkspaceManager: @unchecked Sendable {
         if created || started {
             try waitForSSHD(container: name, id: details.id, address: address)
         }
+        if created { GatewayMetric.workspacesCreated.counter().increment() }
+        if started { GatewayMetric.workspacesStarted.counter().increment() }
         return WorkspaceEndpoint(containerID: details.id, containerName: name, address: address, port: 22,
                                  created: created, started: started)
     }

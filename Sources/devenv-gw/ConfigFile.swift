@@ -3,6 +3,7 @@ import Audit
 import Egress
 import Foundation
 import Gateway
+import MetricsEndpoint
 import TOMLKit
 
 /// The keys of the config file: the long flags of `serve`, spelled the same.
@@ -29,6 +30,7 @@ enum ConfigKey: String, CaseIterable {
     case pidsLimit = "pids-limit"
     case cpuShares = "cpu-shares"
     case egressDeny = "egress-deny"
+    case metricsListen = "metrics-listen"
 
     /// What a key's value must be.
     enum Kind {
@@ -52,7 +54,7 @@ enum ConfigKey: String, CaseIterable {
 
     var kind: Kind {
         switch self {
-        case .stateDir, .prefix, .audit, .hostkeys, .image, .forwarding, .compression: return .string
+        case .stateDir, .prefix, .audit, .hostkeys, .image, .forwarding, .compression, .metricsListen: return .string
         case .listen: return .addresses
         case .egressDeny: return .list
         case .authTimeout, .idleTimeout, .clientAliveInterval: return .seconds
@@ -97,6 +99,9 @@ enum ConfigKey: String, CaseIterable {
             return (1...1000).contains(count) ? nil : "must be 1 to 1000"
         case (.compression, .string(let text)):
             return ["yes", "no"].contains(text) ? nil : "use yes or no"
+        case (.metricsListen, .string(let text)):
+            // Empty: no metrics endpoint.
+            return text.isEmpty ? nil : Self.refusal { _ = try MetricsListenAddress(parsing: text) }
         case (.egressDeny, .strings(let entries)):
             return Self.refusal { _ = try EgressPolicy(parsing: entries) }
         case (.memoryMib, .integer(let mib)):

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Gateway
 
 /// The `devenv-gw` command: the gateway and its admin tools in one binary.
 @main
@@ -14,6 +15,7 @@ struct DevenvGW: ParsableCommand {
 
             Exit status: 0 on success, 1 when the command fails, 2 on a usage error.
             """,
+        version: GatewayVersion.current,
         subcommands: [
             ServeCommand.self,
             AddUserCommand.self,
@@ -21,6 +23,7 @@ struct DevenvGW: ParsableCommand {
             UsersCommand.self,
             KeysCommand.self,
             PSCommand.self,
+            StatusCommand.self,
             BackupCommand.self,
             RestoreCommand.self,
             UpgradeCommand.self,

@@ -5,6 +5,7 @@ import Egress
 import Foundation
 import Gateway
 import Logging
+import MetricsEndpoint
 import Registry
 import SSHKeys
 import UserNames
@@ -65,6 +66,10 @@ struct ServeCommand: ParsableCommand {
                 valueName: "yes|no"))
     var compression: String?
 
+    @Option(help: ArgumentHelp("Serve Prometheus metrics at http://HOST:PORT/metrics, e.g. 127.0.0.1:9122 "
+                + "(config metrics-listen; default off).", valueName: "host:port"))
+    var metricsListen: String?
+
     @Flag(help: "Print the settings serve would run with, as a config file, and exit.")
     var printConfig = false
 
@@ -87,6 +92,12 @@ struct ServeCommand: ParsableCommand {
         logger.logLevel = .info
         let settings = try ServeSettings(self)
         if printConfig { return print(settings.configText, terminator: "") }
+        // First, before anything counts (the metrics system is bootstrapped once, by the
+        // endpoint) and so that an address in use fails the start before any other work.
+        let started = Date()
+        let metrics = try settings.metricsListen.map {
+            try MetricsServer(address: $0, version: GatewayVersion.current, startTime: started)
+        }
         let audit = try global.openAuditLog()
         let registry = try global.openRegistry()
         let manager = try global.workspaceManager(workspace.flags)
@@ -105,8 +116,18 @@ struct ServeCommand: ParsableCommand {
             logger.info("file descriptor limit \(files.limit)\(raised)")
         }
 
+        let censusLogger = logger
+        let census = metrics.map { _ in
+            WorkspaceCensus(manager: manager) { censusLogger.warning("cannot count workspaces for the metrics: \($0)") }
+        }
+        if let metrics { logger.info("metrics at \(metrics.address.url)") }
+
         let server = try GatewayServer(configuration: configuration, accounts: RegistryAccounts(registry: registry),
                                        workspaces: manager, activity: global.activityLog(), audit: audit, logger: logger)
+        let statusFile = GatewayStatusFile(stateDirectory: settings.stateDir)
+        statusFile.write(GatewayStatusFile.Contents(
+            pid: getpid(), version: GatewayVersion.current, started: started,
+            listen: configuration.listenAddresses, metrics: metrics?.address.description))
         signal(SIGPIPE, SIG_IGN)
         let stop = DispatchSemaphore(value: 0)
         var sources: [DispatchSourceSignal] = []
@@ -118,9 +139,13 @@ struct ServeCommand: ParsableCommand {
             sources.append(source)
         }
         server.start()
+        census?.start()
         stop.wait()
         logger.info("shutting down")
+        census?.stop()
         server.stop()
+        metrics?.shutdown()
+        statusFile.remove()
         sources.forEach { $0.cancel() }
     }
 }

@@ -3,6 +3,7 @@ import Audit
 import Egress
 import Foundation
 import Gateway
+import MetricsEndpoint
 import Workspaces
 
 /// Every `serve` setting, resolved once: the flag, else its environment variable (where
@@ -19,6 +20,8 @@ struct ServeSettings {
     var egress: EgressPolicy
     /// The config file the settings came from, if any.
     var configPath: String?
+    /// Where `/metrics` is served (`metrics-listen`); nil serves none.
+    var metricsListen: MetricsListenAddress?
 
     init(_ command: ServeCommand, file: ConfigFile = CurrentConfig.file) throws {
         stateDir = command.global.stateDir
@@ -36,6 +39,7 @@ struct ServeSettings {
         if let limits = command.maxStartups { try ConfigKey.maxStartups.checkFlag(Self.startupsValue(limits)) }
         if let seconds = command.clientAliveInterval { try ConfigKey.clientAliveInterval.checkFlag(.number(seconds)) }
         if let answer = command.compression { try ConfigKey.compression.checkFlag(.string(answer)) }
+        if let address = command.metricsListen { try ConfigKey.metricsListen.checkFlag(.string(address)) }
         for (key, value) in [(ConfigKey.maxAuthTries, command.maxAuthTries),
                              (.maxStartupsPerSource, command.maxStartupsPerSource),
                              (.maxConnections, command.maxConnections),
@@ -71,7 +75,12 @@ struct ServeSettings {
         if let seconds = command.idleTimeout ?? file.number(.idleTimeout) { gateway.idleLimit = seconds > 0 ? seconds : nil }
         // Checked above or when the file was read.
         if let kinds = command.forwarding ?? file.string(.forwarding) { gateway.forwarding = try ForwardingPolicy(parsing: kinds) }
+        gateway.refusedLoginsPath = state.appendingPathComponent(GatewayStatusFile.refusedLoginsName)
         self.gateway = gateway
+        // Checked above or when the file was read; empty means off.
+        if let text = command.metricsListen ?? file.string(.metricsListen), !text.isEmpty {
+            metricsListen = try MetricsListenAddress(parsing: text)
+        }
         // Checked above or when the file was read.
         let entries = command.egressDeny.map(Self.listEntries) ?? file.strings(.egressDeny)
         egress = try entries.map { try EgressPolicy(parsing: $0) } ?? .default
@@ -115,6 +124,7 @@ extension ServeSettings {
             (.pidsLimit, "\(workspace.pidsLimit)"),
             (.cpuShares, "\(workspace.cpuShares)"),
             (.egressDeny, "[" + egress.destinations.map { quoted($0.description) }.joined(separator: ", ") + "]"),
+            (.metricsListen, quoted(metricsListen?.description ?? "")),
         ]
         let header = "# devenv-gw serve settings" + (configPath.map { " (config file \(displayText($0)))" } ?? "")
         return ([header] + values.map { "\($0.0.rawValue) = \($0.1)" }).joined(separator: "\n") + "\n"

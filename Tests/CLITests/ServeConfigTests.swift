@@ -41,6 +41,7 @@ final class ServeConfigTests: XCTestCase {
         pids-limit = 200
         cpu-shares = 512
         egress-deny = ["10.0.0.0/8", "host"]
+        metrics-listen = "127.0.0.1:9122"
 
         """
     }
@@ -66,7 +67,7 @@ final class ServeConfigTests: XCTestCase {
                      "--client-alive-interval", "7", "--client-alive-count-max", "2",
                      "--compression", "no", "--idle-timeout", "0", "--forwarding", "none",
                      "--image", "flag/image:1", "--memory-mib", "1024", "--pids-limit", "300", "--cpu-shares", "100",
-                     "--egress-deny", "none"]
+                     "--egress-deny", "none", "--metrics-listen", "[::1]:9200"]
         let flagged = try serve(["--print-config", "--config", config] + flags)
         XCTAssertEqual(flagged.status, 0, flagged.stderr)
         XCTAssertEqual(settings(flagged.output), [
@@ -75,7 +76,7 @@ final class ServeConfigTests: XCTestCase {
             "max-startups-per-source": "5", "max-connections": "20", "max-connections-per-user": "2",
             "max-channels-per-connection": "3", "client-alive-interval": "7.0", "client-alive-count-max": "2",
             "compression": "\"no\"", "idle-timeout": "0.0", "forwarding": "\"none\"", "image": "\"flag/image:1\"", "memory-mib": "1024", "pids-limit": "300",
-            "cpu-shares": "100", "egress-deny": "[]",
+            "cpu-shares": "100", "egress-deny": "[]", "metrics-listen": "\"[::1]:9200\"",
         ])
 
         let environment = ["DEVENV_GW_STATE_DIR": "/env/state", "DEVENV_GW_PREFIX": "envp", "DEVENV_GW_AUDIT": "auto",
@@ -98,6 +99,7 @@ final class ServeConfigTests: XCTestCase {
             "client-alive-count-max": "3", "compression": "\"no\"", "idle-timeout": "3600.0", "forwarding": "\"local,remote,agent\"",
             "image": "\"devenv-workspace:latest\"", "memory-mib": "512",
             "pids-limit": "1024", "cpu-shares": "1024", "egress-deny": "[\"host\", \"169.254.0.0/16\"]",
+            "metrics-listen": "\"\"",
         ])
         // A single listen address may be a plain string; an integer is a number of seconds too.
         let short = try write("listen = \":2222\"\nauth-timeout = 7\n", name: "short.toml")
@@ -152,6 +154,10 @@ final class ServeConfigTests: XCTestCase {
             ("egress-deny = [\"10.0.0.0/33\"]\n", "egress-deny", "10.0.0.0/33: the prefix length must be 0 to 32"),
             ("egress-deny = [\"host\", \"none\"]\n", "egress-deny", "none cannot be combined with other entries"),
             ("egress-deny = 10\n", "egress-deny", "must be an array of strings, or \"none\", not an integer"),
+            ("metrics-listen = \"localhost:9122\"\n", "metrics-listen",
+             "'localhost:9122': the host must be a numeric IPv4 or IPv6 address"),
+            ("metrics-listen = \"127.0.0.1:0\"\n", "metrics-listen", "'127.0.0.1:0': the port must be 1 to 65535"),
+            ("metrics-listen = \"127.0.0.1\"\n", "metrics-listen", "'127.0.0.1' is not HOST:PORT (e.g. 127.0.0.1:9122)"),
             ("memory_mib = 512\n", "memory_mib", "unknown key (did you mean memory-mib?)"),
             ("port = 22\n", "port", "unknown key"),
             ("[workspace]\nimage = \"x\"\n", "workspace", "unknown key"),

@@ -116,6 +116,7 @@ final class GatewayImageTests: XCTestCase {
                                                          deploy.appendingPathComponent("config.toml").path])
         XCTAssertEqual(printed.status, 0, printed.stderr)
         XCTAssertTrue(printed.output.contains("audit = \"journald\"\n"), printed.output)
+        XCTAssertTrue(printed.output.contains("metrics-listen = \"127.0.0.1:9122\"\n"), printed.output)
 
         // The Butane config: the spec's shape, and every local file it embeds is there.
         let checker = """
