@@ -102,4 +102,20 @@ client_args=(run --port "$port" --users "$users" --keys "$work/keys" --prefix "$
              --gateway-pid "$gateway_pid" --concurrency "$concurrency" --rate "$rate" --duration "$duration"
              --upstream-key "$work/upstream_key")
 [ -n "$json" ] && client_args+=(--json "$json")
-"$python" bench/scale_client.py "${client_args[@]}"
+status=0
+"$python" bench/scale_client.py "${client_args[@]}" || status=$?
+# Where a login from a stopped workspace spent its time, from the gateway's "workspace
+# ready" lines (seconds from TCP accept; auth is what total leaves over).
+"$python" - "$work/gateway.log" <<'PY'
+import re, sys
+rows = [dict(re.findall(r"(\w+)=(\S+)", line)) for line in open(sys.argv[1]) if "workspace ready" in line]
+rows = [r for r in rows if r.get("workspace") == "started"]
+if rows:
+    keys = ["total_s", "lock_wait_s", "engine_s", "sshd_wait_s", "upstream_s"]
+    def p(values, q):
+        values = sorted(values)
+        return values[min(len(values) - 1, int(q * len(values)))]
+    print("logins from stopped workspaces (%d), seconds:  %s" % (len(rows), "  ".join("%s p50 %.3f p99 %.3f" % (
+        k[:-2], p([float(r[k]) for r in rows], 0.5), p([float(r[k]) for r in rows], 0.99)) for k in keys)))
+PY
+exit $status

@@ -306,7 +306,9 @@ final class ClientConnection {
             let identity = WorkspaceIdentity(user: user, uid: account.uid,
                                              gatewayPublicKey: server.upstreamKey.publicKey.line,
                                              hostKeyPEM: account.hostKey.pemText, registration: account.registration)
+            let ensureStarted = Date()
             let endpoint = try server.workspaces.ensure(identity)
+            let upstreamStarted = Date()
             let workspace = AuditWorkspace(user: user.value, container: endpoint.containerName,
                                            image: server.workspaces.settings.image,
                                            volume: server.workspaces.settings.volumeName(for: user))
@@ -328,8 +330,19 @@ final class ClientConnection {
             self.upstream = upstream
             GatewayMetric.loginsAccepted.counter().increment()
             let cold = endpoint.created || endpoint.started
+            let now = Date()
             GatewayMetric.loginDuration.timer(cold ? "cold" : "warm")
-                .recordNanoseconds(Int64(Date().timeIntervalSince(started) * 1_000_000_000))
+                .recordNanoseconds(Int64(now.timeIntervalSince(started) * 1_000_000_000))
+            // Where this login's time went, from accept: bench/scale.sh sums these up.
+            logger.info("workspace ready", metadata: [
+                "workspace": .string(endpoint.created ? "created" : endpoint.started ? "started" : "running"),
+                "total_s": .string(Self.seconds(now.timeIntervalSince(started))),
+                "lock_wait_s": .string(Self.seconds(upstreamStarted.timeIntervalSince(ensureStarted)
+                    - endpoint.engineSeconds - endpoint.sshdWaitSeconds)),
+                "engine_s": .string(Self.seconds(endpoint.engineSeconds)),
+                "sshd_wait_s": .string(Self.seconds(endpoint.sshdWaitSeconds)),
+                "upstream_s": .string(Self.seconds(now.timeIntervalSince(upstreamStarted))),
+            ])
         } catch {
             countRefusal(.engineError, user: user.value)
             workspaceFailure = "\(error)"
@@ -337,6 +350,8 @@ final class ClientConnection {
             logger.error("workspace unavailable: \(error)")
         }
     }
+
+    private static func seconds(_ interval: TimeInterval) -> String { String(format: "%.3f", interval) }
 
     /// Runs a blocking libssh call on the upstream session (requests whose reply the
     /// client is waiting for), restoring non-blocking mode afterwards.
