@@ -365,7 +365,7 @@ final class ChannelBridge {
 
     fileprivate func clientClosedChannel() {
         toWorkspaceDirection.sourceClosedChannel()
-        toClientDirection.sinkLost()
+        toClientDirection.sinkClosed()
         discardToClient()
     }
 

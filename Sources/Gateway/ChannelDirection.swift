@@ -17,9 +17,12 @@ enum ChannelExit: Equatable {
 /// The progress of one direction of a bridged channel (client to workspace, or workspace
 /// to client), independent of libssh so that the order of what is sent can be tested alone.
 ///
-/// SSH requires, on each channel: data, then EOF, then (towards the client) the exit
-/// status, then close. The source's end is only passed on once every byte it sent before
-/// was written, and an exit status is passed on only when nothing failed on the way.
+/// On each channel: data, then (towards the client) the exit status, then EOF, then close,
+/// which is the order OpenSSH's sshd sends them in. The exit status must not follow EOF: a
+/// client whose own input has ended (a ControlMaster's session, `ssh -n`) closes the
+/// channel as soon as EOF arrives, and an exit status after that is lost (exit 255). The
+/// source's end and exit status are only passed on once every byte it sent before was
+/// written, and an exit status only when nothing failed on the way.
 struct ChannelDirection: Equatable {
     enum Phase: Equatable {
         /// The source may still send data.
@@ -46,6 +49,8 @@ struct ChannelDirection: Equatable {
     private(set) var failed = false
     private var pendingExit: ChannelExit?
     private(set) var exitSent = false
+    /// The sink's peer closed its channel: only an exit status and our close still go there.
+    private(set) var sinkClosedByPeer = false
 
     /// True when this direction has nothing left to do and its source has closed too.
     var isFinished: Bool { phase == .closed && sourceClosed }
@@ -82,6 +87,19 @@ struct ChannelDirection: Equatable {
         pendingExit = nil
     }
 
+    /// The sink's peer closed its channel. A client whose own input has ended closes as soon
+    /// as EOF arrives, and OpenSSH's sshd can send EOF before the exit status: data can no
+    /// longer go there, but the exit status still does (sshd, too, sends it after a client's
+    /// close), and our close follows it, or the source's close when no exit status comes.
+    mutating func sinkClosed() {
+        guard !failed, !exitSent, phase != .closed else {
+            sinkLost()
+            return
+        }
+        sinkClosedByPeer = true
+        if phase == .open || phase == .draining { phase = .eofSent }
+    }
+
     /// Ends this direction at once, without waiting for anything: the connection is gone
     /// or the peer broke the protocol.
     mutating func abandon() {
@@ -93,14 +111,16 @@ struct ChannelDirection: Equatable {
 
     /// The next control message to send, once all data is written (`dataPending` false).
     func nextAction(dataPending: Bool) -> Action? {
+        // Data for a sink whose peer closed is dropped, so it holds nothing up.
+        guard phase != .closed, !dataPending || sinkClosedByPeer else { return nil }
+        if let pendingExit, !exitSent { return .sendExit(pendingExit) }
         switch phase {
         case .open, .closed:
             return nil
         case .draining:
-            return dataPending ? nil : .sendEOF
+            return .sendEOF
         case .eofSent:
-            if let pendingExit, !exitSent { return .sendExit(pendingExit) }
-            return sourceClosed ? .sendClose : nil
+            return sourceClosed || (sinkClosedByPeer && exitSent) ? .sendClose : nil
         }
     }
 

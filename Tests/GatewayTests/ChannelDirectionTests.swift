@@ -18,7 +18,9 @@ final class ChannelDirectionTests: XCTestCase {
         XCTAssertEqual(direction.phase, .open)
         XCTAssertEqual(drain(&direction), [])
         direction.sourceReported(.status(0))
-        XCTAssertEqual(drain(&direction), [], "an exit status waits for the end of the data")
+        XCTAssertEqual(drain(&direction, dataPending: true), [], "an exit status waits for the data before it")
+        XCTAssertEqual(drain(&direction), [.sendExit(.status(0))], "then goes on, as sshd sent it, before EOF")
+        XCTAssertEqual(direction.phase, .open)
     }
 
     func testEOFWaitsForTheDataBeforeIt() {
@@ -31,15 +33,39 @@ final class ChannelDirectionTests: XCTestCase {
         XCTAssertFalse(direction.isFinished, "the source has not closed yet")
     }
 
-    func testCommandEndsWithDataEOFExitStatusClose() {
+    func testCommandEndsWithDataExitStatusEOFClose() {
         var direction = ChannelDirection()
         // sshd reports the exit status before its EOF and close, often before the data drains.
         direction.sourceReported(.status(3))
         direction.sourceSentEOF()
         direction.sourceClosedChannel()
         XCTAssertEqual(drain(&direction, dataPending: true), [])
-        XCTAssertEqual(drain(&direction), [.sendEOF, .sendExit(.status(3)), .sendClose])
+        // The exit status before EOF: a client whose input ended closes on EOF (see ChannelDirection).
+        XCTAssertEqual(drain(&direction), [.sendExit(.status(3)), .sendEOF, .sendClose])
         XCTAssertEqual(direction.phase, .closed)
+        XCTAssertTrue(direction.isFinished)
+    }
+
+    func testExitStatusStillReachesAClientThatClosedOnEOF() {
+        var direction = ChannelDirection()
+        // sshd sent EOF before the exit status; the client, its input ended, closed on EOF.
+        direction.sourceSentEOF()
+        XCTAssertEqual(drain(&direction), [.sendEOF])
+        direction.sinkClosed()
+        XCTAssertEqual(drain(&direction, dataPending: true), [], "no close before the exit status or the source's close")
+        direction.sourceReported(.status(7))
+        XCTAssertEqual(drain(&direction, dataPending: true), [.sendExit(.status(7)), .sendClose])
+        XCTAssertFalse(direction.isFinished, "the source has not closed yet")
+        direction.sourceClosedChannel()
+        XCTAssertTrue(direction.isFinished)
+    }
+
+    func testAClosedClientWithoutAnExitStatusIsClosedWhenTheSourceCloses() {
+        var direction = ChannelDirection()
+        direction.sinkClosed()
+        XCTAssertEqual(drain(&direction), [])
+        direction.sourceClosedChannel()
+        XCTAssertEqual(drain(&direction), [.sendClose])
         XCTAssertTrue(direction.isFinished)
     }
 
@@ -49,7 +75,7 @@ final class ChannelDirectionTests: XCTestCase {
         direction.sourceSentEOF()
         direction.sourceReported(signal)
         direction.sourceClosedChannel()
-        XCTAssertEqual(drain(&direction), [.sendEOF, .sendExit(signal), .sendClose])
+        XCTAssertEqual(drain(&direction), [.sendExit(signal), .sendEOF, .sendClose])
     }
 
     func testCloseWithoutEOFStillSendsEOFFirst() {

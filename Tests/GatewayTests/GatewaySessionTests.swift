@@ -39,6 +39,24 @@ final class GatewaySessionTests: GatewayTestCase {
         XCTAssertTrue(killed.stderr.contains("rtype exit-signal"), killed.stderr)
     }
 
+    /// A ControlMaster's sessions and `ssh -n` end their input at once, so the client closes
+    /// the channel as soon as EOF arrives: the exit status must come before EOF, every time.
+    func testExitStatusReachesClientsWhoseInputEndedAtOnce() throws {
+        let socket = keys.appendingPathComponent("mux").path
+        try startSSH(alice, "alice", ["-N", "-o", "ControlMaster=yes", "-o", "ControlPath=\(socket)"])
+        try waitFor("the master is connected") {
+            try runProgram("/usr/bin/ssh", ["-S", socket, "-O", "check", "x"]).status == 0
+        }
+        var wrong: [String] = []
+        for round in 0..<60 {
+            let expected = Int32(round % 4)
+            let extra = round % 2 == 0 ? ["-o", "ControlPath=\(socket)"] : ["-n", "-o", "ControlPath=none"]
+            let result = try alice.ssh("alice", port: gateway.port, "exit \(expected)", extra: extra)
+            if result.status != expected { wrong.append("round \(round) (\(extra[0])): \(result.status) \(result.stderr)") }
+        }
+        XCTAssertEqual(wrong, [], "exit statuses lost")
+    }
+
     func testEnvironmentIsFilteredLikeOpenSSHAcceptEnv() throws {
         let result = try runShell(
             "LANG=C.UTF-8 LC_TIME=C.UTF-8 SECRET_TOKEN=leak " + alice.sshCommandLine(
