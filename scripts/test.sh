@@ -19,7 +19,7 @@ export DEVENV_GW_TEST_GATEWAY_IMAGE=$image
 if [ $# -eq 0 ]; then
   gateway_bin=$(swift build -c release --static-swift-stdlib --product devenv-gw --scratch-path .build-gateway \
     --show-bin-path)/devenv-gw
-  bash bench/scale.sh --users 50 --duration 10 --bin "$gateway_bin"
+  bash bench/scale.sh --users 50 --duration 5 --bin "$gateway_bin"
 fi
 # Tests share one Docker engine and many processes: run them one at a time.
 swift test --skip-build "$@"
