@@ -45,15 +45,12 @@ final class UpstreamConnection {
         ssh_options_set(session, SSH_OPTIONS_CIPHERS_S_C, ciphers)
         ssh_options_set(session, SSH_OPTIONS_COMPRESSION, "no")
 
-        do {
-            try connect(deadline: Date().addingTimeInterval(timeout))
-            try verifyHostKey(pinnedHostKey)
-            try authenticate(with: clientKey)
-        } catch {
-            ssh_disconnect(session)
-            ssh_free(session)
-            throw error
-        }
+        // On a failure the session is freed by deinit, which runs when an initialiser of a
+        // class throws after setting every property; freeing it here too was a double free
+        // (seen when a workspace was stopped while a login was connecting to it).
+        try connect(deadline: Date().addingTimeInterval(timeout))
+        try verifyHostKey(pinnedHostKey)
+        try authenticate(with: clientKey)
     }
 
     deinit {
