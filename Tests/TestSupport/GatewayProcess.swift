@@ -212,7 +212,8 @@ open class GatewayTestCase: XCTestCase {
         backgroundProcesses.forEach { $0.stop() }
         backgroundProcesses.removeAll()
         if let gateway {
-            if testRun?.hasSucceeded == false { print("gateway log:\n\(gateway.log)") }
+            // hasSucceeded is false until the run has stopped, which it has not in tearDown.
+            if (testRun?.totalFailureCount ?? 0) > 0 { print("gateway log:\n\(gateway.log)") }
             gateway.tearDown()
         }
         if let keys { try? FileManager.default.removeItem(at: keys) }
