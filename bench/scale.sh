@@ -5,7 +5,7 @@
 # and descriptors (idle, all sessions open, after close and 10 s later), login wall time
 # and p50/p99 next to `docker start` alone for the same stopped containers at the same
 # concurrency, and echo p50/p99, through the gateway and straight to each workspace's sshd
-# (same client, same rate), as a table and as JSON.
+# (same client, same rate, the two taking turns each second), as a table and as JSON.
 #
 #   bench/scale.sh [--users N] [--concurrency C] [--rate KEYS_PER_S] [--duration S]
 #                  [--json FILE] [--no-build] [--bin PATH]
