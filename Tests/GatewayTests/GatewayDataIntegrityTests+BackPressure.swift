@@ -25,7 +25,7 @@ extension GatewayDataIntegrityTests {
 
     // MARK: - 7. Stalled readers and the gateway's memory
 
-    /// A paramiko client starts a 128 MiB download and reads nothing for 20 s: the gateway
+    /// A paramiko client starts a 128 MiB download and reads nothing for 10 s: the gateway
     /// holds at most a bounded amount of it. Then it reads on, and every byte arrives.
     func testStalledClientReaderKeepsGatewayMemoryBounded() throws {
         let data = SeededData(seed: "stalled-client", bytes: 128 << 20)
@@ -33,8 +33,8 @@ extension GatewayDataIntegrityTests {
         let before = ProcessFigures.residentBytes(gatewayPID)
         let client = try startParamiko("stall-read", [data.command])
         XCTAssertTrue(client.waitFor("stalling", seconds: 30), "the paramiko client did not start: \(client.output)")
-        let peak = ProcessFigures.peakResidentBytes(gatewayPID, over: 20)
-        assertMemoryBound(before: before, peak: peak, while: "the client read nothing for 20 s")
+        let peak = ProcessFigures.peakResidentBytes(gatewayPID, over: 10)
+        assertMemoryBound(before: before, peak: peak, while: "the client read nothing for 10 s")
         client.proceed()
         let started = Date()
         XCTAssertTrue(client.finish(within: 60), "the download did not finish after the client read again")
@@ -42,20 +42,20 @@ extension GatewayDataIntegrityTests {
         let outcome = TransferOutcome(status: Int32(result["exit"] as? Int ?? -1), stderr: client.output,
                                       received: (result["received"] as? String).flatMap(StreamDigest.init(parsing:)),
                                       seconds: Date().timeIntervalSince(started))
-        assertDelivered("download resumed after a 20 s stall (paramiko)", outcome, sent)
+        assertDelivered("download resumed after a 10 s stall (paramiko)", outcome, sent)
     }
 
-    /// The workspace's process does not read its stdin for 22 s while a paramiko client
+    /// The workspace's process does not read its stdin for 12 s while a paramiko client
     /// pushes 128 MiB: the gateway holds at most a bounded amount. Then it reads, and every
     /// byte arrives.
     func testStalledWorkspaceReaderKeepsGatewayMemoryBounded() throws {
         let data = SeededData(seed: "stalled-workspace", bytes: 128 << 20)
         let sent = try data.digest()
         let before = ProcessFigures.residentBytes(gatewayPID)
-        let client = try startParamiko("stall-write", ["sleep 22; \(IntegrityScripts.remoteDigest)", data.command])
+        let client = try startParamiko("stall-write", ["sleep 12; \(IntegrityScripts.remoteDigest)", data.command])
         XCTAssertTrue(client.waitFor("sending", seconds: 30), "the paramiko client did not start: \(client.output)")
-        let peak = ProcessFigures.peakResidentBytes(gatewayPID, over: 20)
-        assertMemoryBound(before: before, peak: peak, while: "the workspace read nothing for 20 s")
+        let peak = ProcessFigures.peakResidentBytes(gatewayPID, over: 10)
+        assertMemoryBound(before: before, peak: peak, while: "the workspace read nothing for 10 s")
         let started = Date()
         XCTAssertTrue(client.finish(within: 90), "the upload did not finish after the workspace read again")
         let result = client.result ?? [:]
@@ -64,7 +64,7 @@ extension GatewayDataIntegrityTests {
         let outcome = TransferOutcome(status: Int32(result["exit"] as? Int ?? -1), stderr: client.output,
                                       received: (result["remote"] as? String).flatMap(StreamDigest.init(parsing:)),
                                       seconds: Date().timeIntervalSince(started))
-        assertDelivered("upload resumed after a 22 s stall in the workspace (paramiko)", outcome, sent)
+        assertDelivered("upload resumed after a 12 s stall in the workspace (paramiko)", outcome, sent)
     }
 
     // MARK: - 8. A maximum packet size no data fits in
