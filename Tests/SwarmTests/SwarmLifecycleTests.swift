@@ -1,0 +1,54 @@
+import Foundation
+import TestSupport
+import XCTest
+
+/// Backup, restore and upgrade of workspaces on other nodes than the manager.
+final class SwarmLifecycleTests: SwarmGatewayTestCase {
+    func testBackupOnOneNodeRestoresAsANewUser() throws {
+        // Two logins first, so alice's workspace is not on the manager's node.
+        let filler = try register("filler")
+        let alice = try register("alice")
+        try gateway.start()
+        XCTAssertEqual(try filler.ssh("filler", port: gateway.port, "true").status, 0)
+        let wrote = try alice.ssh("alice", port: gateway.port, "mkdir -p ~/src && echo kept > ~/src/notes && chmod 600 ~/src/notes")
+        XCTAssertEqual(wrote.status, 0, wrote.stderr)
+        let aliceNode = try XCTUnwrap(try workspaces()["alice"]?.node)
+        XCTAssertNotEqual(aliceNode, TestSwarm.nodes[0], "alice's workspace is on a worker")
+
+        let archive = keys.appendingPathComponent("alice.tar").path
+        let backup = try gateway.admin(["backup", "alice", "-o", archive])
+        XCTAssertEqual(backup.status, 0, backup.stderr)
+        // alice goes, workspace and home (her keys may belong to one user only).
+        let purged = try gateway.admin(["deluser", "alice", "--purge", "--yes"])
+        XCTAssertEqual(purged.status, 0, purged.stderr)
+        XCTAssertNil(try workspaces()["alice"], "nothing of alice is left on \(aliceNode)")
+        let restore = try gateway.admin(["restore", "carol", "-i", archive, "--rename-from", "alice"])
+        XCTAssertEqual(restore.status, 0, restore.stderr)
+        // carol was registered from the archive with alice's keys.
+        let read = try alice.ssh("carol", port: gateway.port, "cat ~/src/notes; stat -c '%a %U' ~/src/notes")
+        XCTAssertEqual(read.status, 0, read.stderr)
+        XCTAssertEqual(read.output, "kept\n600 carol\n")
+        XCTAssertNotNil(try workspaces()["carol"]?.node)
+    }
+
+    func testUpgradeKeepsData() throws {
+        let alice = try register("alice")
+        try gateway.start()
+        XCTAssertEqual(try alice.ssh("alice", port: gateway.port, "echo before-upgrade > ~/kept").status, 0)
+        let node = try XCTUnwrap(try workspaces()["alice"]?.node)
+        // A new image on that node: the workspace image with one more label.
+        let tag = "devenv-workspace:swarm-\(gateway.prefix)"
+        let built = try runShell("printf 'FROM \(DockerTestEnvironment.workspaceImage)\\nLABEL devenv.test=\(gateway.prefix)\\n' "
+                                 + "| docker -H \(TestSwarm.endpoint(node)) build -q -t \(tag) - 2>&1")
+        XCTAssertEqual(built.status, 0, built.output)
+        defer { _ = try? runShell("docker -H \(TestSwarm.endpoint(node)) rmi \(tag)") }
+        let upgraded = try gateway.admin(["upgrade", "alice", "--image", tag, "--now"])
+        XCTAssertEqual(upgraded.status, 0, upgraded.stderr + upgraded.output)
+        let read = try alice.ssh("alice", port: gateway.port, "cat ~/kept")
+        XCTAssertEqual(read.output, "before-upgrade\n", read.stderr)
+        let running = try TestSwarm.engine(node).listContainers(labels: ["com.docker.swarm.service.name=\(gateway.prefix)-alice"])
+            .filter { $0.state == "running" }
+        XCTAssertEqual(running.map(\.image), [tag], "the workspace runs the new image")
+        XCTAssertEqual(try workspaces()["alice"]?.node, node, "an upgrade keeps the node")
+    }
+}
