@@ -119,7 +119,18 @@ extension SwarmWorkspaces {
                 usleep(100_000)
             }
         }
-        if let secret, let id = try engine.secretID(named: secret) { try? engine.removeSecret(id) }
+        guard let secret, let id = try engine.secretID(named: secret) else { return }
+        // The manager refuses (409) while tasks of the removed service still refer to it.
+        let deadline = Date().addingTimeInterval(15)
+        while true {
+            do {
+                return try engine.removeSecret(id)
+            } catch DockerError.notFound {
+                return
+            } catch DockerError.conflict where Date() < deadline {
+                usleep(200_000)
+            }
+        }
     }
 
     private func setImage(of service: String, to image: String, id: String?) throws {

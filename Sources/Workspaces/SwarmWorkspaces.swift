@@ -144,8 +144,9 @@ public final class SwarmWorkspaces: WorkspaceBackend, @unchecked Sendable {
         var existing = try service(of: user)
         if let stale = existing, let registration = identity.registration,
            stale.labels[WorkspaceLabel.registration] != registration.id {
-            // The name changed hands: a new service on the same home volume and node.
-            try removeServiceAndWait(stale.name)
+            // The name changed hands: a new service (and identity secret) on the same home
+            // volume and node.
+            try removeService(of: user, on: try nodeEngine(for: stale))
             existing = nil
         }
         var created = false

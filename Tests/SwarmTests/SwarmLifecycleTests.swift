@@ -51,4 +51,27 @@ final class SwarmLifecycleTests: SwarmGatewayTestCase {
         XCTAssertEqual(running.map(\.image), [tag], "the workspace runs the new image")
         XCTAssertEqual(try workspaces()["alice"]?.node, node, "an upgrade keeps the node")
     }
+
+    func testANameRegisteredAgainGetsANewServiceOnTheSameHomeAndNode() throws {
+        let alice = try register("alice")
+        try gateway.start()
+        XCTAssertEqual(try alice.ssh("alice", port: gateway.port, "echo first-owner > ~/kept").status, 0)
+        let node = try XCTUnwrap(try workspaces()["alice"]?.node)
+        let service = "\(gateway.prefix)-alice"
+        let before = try TestSwarm.manager.inspectService(service)
+        let oldSecret = try XCTUnwrap(try TestSwarm.manager.secretID(named: try XCTUnwrap(before.labels["devenv.identity-secret"])))
+
+        XCTAssertEqual(try gateway.admin(["deluser", "alice"]).status, 0)
+        let again = try SSHClientIdentity(named: "alice-again", in: keys)
+        XCTAssertEqual(try gateway.admin(["adduser", "alice", "--key", again.publicKeyLine]).status, 0)
+        let read = try again.ssh("alice", port: gateway.port, "cat ~/kept")
+        XCTAssertEqual(read.output, "first-owner\n", "the kept home is reattached: \(read.stderr)")
+        let after = try TestSwarm.manager.inspectService(service)
+        XCTAssertNotEqual(after.id, before.id, "the earlier owner's service is not reused")
+        XCTAssertNotEqual(after.labels["devenv.registration"], before.labels["devenv.registration"])
+        XCTAssertEqual(try workspaces()["alice"]?.node, node, "the new service is on the home's node")
+        // Same uid and host key give a secret of the same name, but not the same secret.
+        let newSecret = try XCTUnwrap(after.labels["devenv.identity-secret"])
+        XCTAssertNotEqual(try TestSwarm.manager.secretID(named: newSecret), oldSecret, "the earlier identity secret is gone")
+    }
 }
