@@ -6,7 +6,9 @@
 #
 #   scripts/swarm-cluster.sh up       create or repair the cluster; idempotent
 #   scripts/swarm-cluster.sh status   nodes, engines and images
-#   scripts/swarm-cluster.sh down     remove everything `up` created, nothing else
+#   scripts/swarm-cluster.sh down     remove the nodes, their volumes, the network and routes
+#   scripts/swarm-cluster.sh down --all   also the node image (the next `up` rebuilds it
+#                                     with apt, about a minute)
 #   scripts/swarm-cluster.sh env      print DOCKER_HOST for the manager
 #
 # The host's own dockerd never joins a swarm: everything swarm lives inside the node
@@ -172,12 +174,15 @@ down() {
   if [ "$(docker network inspect -f '{{index .Labels "devenv-swarm.cluster"}}' "$network" 2>/dev/null)" = test ]; then
     docker network rm "$network" >/dev/null
   fi
+  if [ "${1:-}" = --all ] && [ "$(docker image inspect -f '{{index .Config.Labels "devenv-swarm.cluster"}}' "$node_image" 2>/dev/null)" = test ]; then
+    docker rmi "$node_image" >/dev/null
+  fi
   log "down"
 }
 
 case ${1:-} in
   up) up ;;
-  down) down ;;
+  down) down "${2:-}" ;;
   status) status ;;
   env) echo "DOCKER_HOST=unix://$run_dir/${nodes[0]}/docker.sock" ;;
   *) echo "usage: $0 up|down|status|env" >&2; exit 2 ;;
