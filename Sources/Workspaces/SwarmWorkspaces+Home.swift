@@ -84,7 +84,14 @@ extension SwarmWorkspaces {
                 try setImage(of: service.name, to: image, id: imageID)
                 if running {
                     do {
-                        _ = try waitForTask(of: service.name, image: image)
+                        // Running is not enough: the new task's sshd must answer, as the
+                        // engine backend asks of a replacement before it switches.
+                        let task = try waitForTask(of: service.name, image: image)
+                        guard let container = task.containerID else {
+                            throw WorkspaceError.engine(.badResponse("the task of \(service.name) has no container"))
+                        }
+                        let address = try address(of: task, service: service.name, details: node.inspectContainer(container))
+                        try waitForSSHD(of: service.name, task: task, address: address)
                     } catch {
                         try? setImage(of: service.name, to: service.image, id: service.labels[SwarmLabel.imageID])
                         throw WorkspaceError.replacementFailed(image: image, reason: "\(error)", log: "")

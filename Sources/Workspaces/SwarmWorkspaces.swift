@@ -164,12 +164,8 @@ public final class SwarmWorkspaces: WorkspaceBackend, @unchecked Sendable {
         guard let container = task.containerID else {
             throw WorkspaceError.engine(.badResponse("the task of \(name) has no container"))
         }
-        // A swarm-scoped bridge's addresses come from each node's own address management:
-        // the manager's task does not know them, the node's container does.
         let details = try node.inspectContainer(container)
-        guard let address = task.addresses[network] ?? details.ipAddress(on: network) else {
-            throw WorkspaceError.engine(.badResponse("the workspace \(name) has no address on network \(network)"))
-        }
+        let address = try address(of: task, service: name, details: details)
         // A service spec cannot say "no swap" on Docker 20.10: the node's engine can. Checked
         // at every login, since the swarm restarts a crashed task with the spec's limits.
         if details.hostConfig.memorySwap != settings.memoryBytes {
@@ -177,7 +173,7 @@ public final class SwarmWorkspaces: WorkspaceBackend, @unchecked Sendable {
         }
         let engineDone = Date()
         if created || started {
-            try waitForSSHD(of: name, address: address)
+            try waitForSSHD(of: name, task: task, address: address)
         }
         if created { GatewayMetric.workspacesCreated.counter().increment() }
         if created || started { GatewayMetric.workspacesStarted.counter().increment() }
@@ -292,13 +288,34 @@ public final class SwarmWorkspaces: WorkspaceBackend, @unchecked Sendable {
                                                  + "\(Int(settings.sshdReadyTimeout)) s" + (lastError.isEmpty ? "" : ": \(lastError)")))
     }
 
-    private func waitForSSHD(of service: String, address: String) throws {
+    /// Waits until the task's sshd answers; fails within half a second once the task
+    /// stops running (its container exited at start), asking the manager twice a second.
+    func waitForSSHD(of service: String, task: TaskDetails, address: String) throws {
         let deadline = Date().addingTimeInterval(settings.sshdReadyTimeout)
+        var nextCheck = Date().addingTimeInterval(0.5)
         while Date() < deadline {
             if SSHBannerProbe.answers(host: address, port: 22, timeout: 1) { return }
+            if Date() >= nextCheck {
+                let now = try engine.listTasks(service: service).first { $0.id == task.id }
+                guard now?.state == "running" else {
+                    throw WorkspaceError.engine(.badResponse("the workspace \(service) stopped at start"
+                                                             + (now?.error.map { ": \($0)" } ?? "")))
+                }
+                nextCheck = Date().addingTimeInterval(0.5)
+            }
             usleep(50_000)
         }
         throw WorkspaceError.sshdNotReady(container: service, address: address)
+    }
+
+    /// The task's address on the workspace network. A swarm-scoped bridge's addresses come
+    /// from each node's own address management: the manager's task does not know them,
+    /// the node's container does.
+    func address(of task: TaskDetails, service: String, details: ContainerDetails) throws -> String {
+        guard let address = task.addresses[network] ?? details.ipAddress(on: network) else {
+            throw WorkspaceError.engine(.badResponse("the workspace \(service) has no address on network \(network)"))
+        }
+        return address
     }
 
     /// Scales the user's service to zero and waits until its task has stopped; false when

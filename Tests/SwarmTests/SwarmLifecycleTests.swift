@@ -74,4 +74,24 @@ final class SwarmLifecycleTests: SwarmGatewayTestCase {
         let newSecret = try XCTUnwrap(after.labels["devenv.identity-secret"])
         XCTAssertNotEqual(try TestSwarm.manager.secretID(named: newSecret), oldSecret, "the earlier identity secret is gone")
     }
+
+    func testAnUpgradeWhoseWorkspaceDoesNotComeUpIsSetBack() throws {
+        let alice = try register("alice")
+        try gateway.start()
+        XCTAssertEqual(try alice.ssh("alice", port: gateway.port, "echo before > ~/kept").status, 0)
+        let node = try XCTUnwrap(try workspaces()["alice"]?.node)
+        // An image whose entrypoint is gone: its tasks fail at start.
+        let tag = "devenv-workspace:broken-\(gateway.prefix)"
+        let built = try runShell("printf 'FROM \(DockerTestEnvironment.workspaceImage)\\nRUN rm /usr/local/sbin/devenv-entrypoint\\n' "
+                                 + "| docker -H \(TestSwarm.endpoint(node)) build -q -t \(tag) - 2>&1")
+        XCTAssertEqual(built.status, 0, built.output)
+        defer { _ = try? runShell("docker -H \(TestSwarm.endpoint(node)) rmi -f \(tag)") }
+        let upgraded = try gateway.admin(["upgrade", "alice", "--image", tag, "--now"])
+        XCTAssertEqual(upgraded.status, 1, upgraded.output + upgraded.stderr)
+        XCTAssertTrue((upgraded.output + upgraded.stderr).contains("did not come up"), upgraded.output + upgraded.stderr)
+        XCTAssertEqual(try TestSwarm.manager.inspectService("\(gateway.prefix)-alice").image, DockerTestEnvironment.workspaceImage,
+                       "the service is set back to the old image")
+        let read = try alice.ssh("alice", port: gateway.port, "cat ~/kept")
+        XCTAssertEqual(read.output, "before\n", read.stderr)
+    }
 }
