@@ -32,16 +32,10 @@ final class SwarmLifecycleTests: SwarmGatewayTestCase {
     }
 
     func testUpgradeKeepsData() throws {
-        let alice = try register("alice")
-        try gateway.start()
-        XCTAssertEqual(try alice.ssh("alice", port: gateway.port, "echo before-upgrade > ~/kept").status, 0)
-        let node = try XCTUnwrap(try workspaces()["alice"]?.node)
-        // A new image on that node: the workspace image with one more label.
+        // A new image on alice's node: the workspace image with one more label.
         let tag = "devenv-workspace:swarm-\(gateway.prefix)"
-        let built = try runShell("printf 'FROM \(DockerTestEnvironment.workspaceImage)\\nLABEL devenv.test=\(gateway.prefix)\\n' "
-                                 + "| docker -H \(TestSwarm.endpoint(node)) build -q -t \(tag) - 2>&1")
-        XCTAssertEqual(built.status, 0, built.output)
-        defer { _ = try? runShell("docker -H \(TestSwarm.endpoint(node)) rmi \(tag)") }
+        let (alice, node) = try aliceWithImageOnHerNode(kept: "before-upgrade", tag: tag,
+                                                        dockerfileLine: "LABEL devenv.test=\(gateway.prefix)")
         let upgraded = try gateway.admin(["upgrade", "alice", "--image", tag, "--now"])
         XCTAssertEqual(upgraded.status, 0, upgraded.stderr + upgraded.output)
         let read = try alice.ssh("alice", port: gateway.port, "cat ~/kept")
@@ -76,16 +70,10 @@ final class SwarmLifecycleTests: SwarmGatewayTestCase {
     }
 
     func testAnUpgradeWhoseWorkspaceDoesNotComeUpIsSetBack() throws {
-        let alice = try register("alice")
-        try gateway.start()
-        XCTAssertEqual(try alice.ssh("alice", port: gateway.port, "echo before > ~/kept").status, 0)
-        let node = try XCTUnwrap(try workspaces()["alice"]?.node)
         // An image whose entrypoint is gone: its tasks fail at start.
         let tag = "devenv-workspace:broken-\(gateway.prefix)"
-        let built = try runShell("printf 'FROM \(DockerTestEnvironment.workspaceImage)\\nRUN rm /usr/local/sbin/devenv-entrypoint\\n' "
-                                 + "| docker -H \(TestSwarm.endpoint(node)) build -q -t \(tag) - 2>&1")
-        XCTAssertEqual(built.status, 0, built.output)
-        defer { _ = try? runShell("docker -H \(TestSwarm.endpoint(node)) rmi -f \(tag)") }
+        let (alice, _) = try aliceWithImageOnHerNode(kept: "before", tag: tag,
+                                                     dockerfileLine: "RUN rm /usr/local/sbin/devenv-entrypoint")
         let upgraded = try gateway.admin(["upgrade", "alice", "--image", tag, "--now"])
         XCTAssertEqual(upgraded.status, 1, upgraded.output + upgraded.stderr)
         XCTAssertTrue((upgraded.output + upgraded.stderr).contains("did not come up"), upgraded.output + upgraded.stderr)
@@ -93,5 +81,20 @@ final class SwarmLifecycleTests: SwarmGatewayTestCase {
                        "the service is set back to the old image")
         let read = try alice.ssh("alice", port: gateway.port, "cat ~/kept")
         XCTAssertEqual(read.output, "before\n", read.stderr)
+    }
+
+    /// Registers alice, logs her in and writes `kept` to ~/kept, then builds `tag` on her
+    /// node: the workspace image plus `dockerfileLine`. The image goes at tear-down.
+    private func aliceWithImageOnHerNode(kept: String, tag: String,
+                                         dockerfileLine: String) throws -> (SSHClientIdentity, String) {
+        let alice = try register("alice")
+        try gateway.start()
+        XCTAssertEqual(try alice.ssh("alice", port: gateway.port, "echo \(kept) > ~/kept").status, 0)
+        let node = try XCTUnwrap(try workspaces()["alice"]?.node)
+        let built = try runShell("printf 'FROM \(DockerTestEnvironment.workspaceImage)\\n\(dockerfileLine)\\n' "
+                                 + "| docker -H \(TestSwarm.endpoint(node)) build -q -t \(tag) - 2>&1")
+        XCTAssertEqual(built.status, 0, built.output)
+        nodeImages.append((node, tag))
+        return (alice, node)
     }
 }

@@ -57,6 +57,8 @@ enum TestSwarm {
 /// the environment so that its admin commands use the swarm too.
 class SwarmGatewayTestCase: GatewayTestCase {
     var configPath: String!
+    /// Images a test built on a node (node, tag), removed once the instance's services are gone.
+    var nodeImages: [(node: String, tag: String)] = []
 
     override func setUpWithError() throws {
         try super.setUpWithError()
@@ -75,6 +77,7 @@ class SwarmGatewayTestCase: GatewayTestCase {
     override func tearDown() {
         super.tearDown()
         TestSwarm.removeInstance(gateway?.prefix ?? "")
+        for (node, tag) in nodeImages { _ = try? runShell("docker -H \(TestSwarm.endpoint(node)) rmi -f \(tag)") }
         unsetenv("DEVENV_GW_CONFIG")
     }
 
