@@ -89,6 +89,8 @@ let package = Package(
                     swiftSettings: swift5),
         .testTarget(name: "AuditTests", dependencies: ["Audit", "TestSupport"], swiftSettings: swift5),
         .testTarget(name: "EgressTests", dependencies: ["Egress", "TestSupport"], swiftSettings: swift5),
+        // Against the three-node test swarm of scripts/swarm-cluster.sh.
+        .testTarget(name: "SwarmTests", dependencies: ["DockerEngine", "TestSupport"], swiftSettings: swift5),
         .testTarget(name: "GatewayImageTests", dependencies: ["TestSupport"], swiftSettings: swift5),
         .target(name: "TestSupport", dependencies: ["DockerEngine"], path: "Tests/TestSupport", swiftSettings: swift5),
     ]

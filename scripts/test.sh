@@ -21,5 +21,8 @@ if [ $# -eq 0 ]; then
     --show-bin-path)/devenv-gw
   bash bench/scale.sh --users 50 --duration 5 --bin "$gateway_bin"
 fi
+# The three-node test swarm for SwarmTests (idempotent: about 1 s when it is up; it stays
+# up for the next run, scripts/swarm-cluster.sh down removes it).
+bash scripts/swarm-cluster.sh up
 # Tests share one Docker engine and many processes: run them one at a time.
 swift test --skip-build "$@"

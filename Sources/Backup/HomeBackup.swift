@@ -8,9 +8,9 @@ import Workspaces
 /// from the engine into `output` without ever holding more than a tar header in memory.
 public struct HomeBackup {
     public let registry: Registry
-    public let workspaces: WorkspaceManager
+    public let workspaces: any WorkspaceBackend
 
-    public init(registry: Registry, workspaces: WorkspaceManager) {
+    public init(registry: Registry, workspaces: any WorkspaceBackend) {
         self.registry = registry
         self.workspaces = workspaces
     }
@@ -27,7 +27,7 @@ public struct HomeBackup {
         if restart { try workspaces.stop(user) }
         let manifest = BackupManifest(record: record, created: Date(), hasHome: resources.volumeExists,
                                       quiescent: !resources.isRunning || restart, prefix: workspaces.settings.prefix,
-                                      image: resources.container?.config.image)
+                                      image: resources.image)
         let summary: BackupSummary
         do {
             let writer = try BackupWriter(manifest: manifest, output: output)
@@ -47,7 +47,7 @@ public struct HomeBackup {
 
     private func startAgain(_ user: UserName, warn: (String) -> Void) {
         do {
-            try workspaces.docker.startContainer(workspaces.settings.containerName(for: user))
+            try workspaces.start(user)
         } catch {
             warn("the workspace of \(user), stopped for the backup, did not start again (\(error)); "
                  + "it starts at the next login")

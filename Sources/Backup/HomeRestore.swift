@@ -79,11 +79,11 @@ public struct RestoreFailure: Error, CustomStringConvertible {
 /// user (unless registered) and writes their home into a fresh volume.
 public struct HomeRestore {
     public let registry: Registry
-    public let workspaces: WorkspaceManager
+    public let workspaces: any WorkspaceBackend
     /// Size of each read from the archive.
     static let chunkSize = 1 << 16
 
-    public init(registry: Registry, workspaces: WorkspaceManager) {
+    public init(registry: Registry, workspaces: any WorkspaceBackend) {
         self.registry = registry
         self.workspaces = workspaces
     }

@@ -17,7 +17,7 @@ public final class GatewayServer: @unchecked Sendable {
     let accounts: GatewayAccounts
     /// The registry's revocation count, shared by every connection's watch.
     let revocations: SharedRevocationCount
-    let workspaces: WorkspaceManager
+    let workspaces: any WorkspaceBackend
     let logger: Logger
     let upstreamKey: PrivateKey
     let preAuth: PreAuthLimiter
@@ -40,7 +40,7 @@ public final class GatewayServer: @unchecked Sendable {
     let refusedLogins: RefusedLoginLog?
 
     /// Loads (or on first start creates) the host keys and upstream key, and opens the listeners.
-    public init(configuration: GatewayConfiguration, accounts: GatewayAccounts, workspaces: WorkspaceManager,
+    public init(configuration: GatewayConfiguration, accounts: GatewayAccounts, workspaces: any WorkspaceBackend,
                 activity: WorkspaceActivityLog, audit: AuditLog = .discarding(), logger: Logger) throws {
         ssh_init()
         self.configuration = configuration

@@ -11,13 +11,13 @@ import Workspaces
 final class IdleWorkspaceReaper: @unchecked Sendable {
     private let limit: TimeInterval
     private let activity: WorkspaceActivityLog
-    private let workspaces: WorkspaceManager
+    private let workspaces: any WorkspaceBackend
     private let audit: AuditLog
     private let logger: Logger
     private let started = Date()
     private let stopped = DispatchSemaphore(value: 0)
 
-    init(limit: TimeInterval, activity: WorkspaceActivityLog, workspaces: WorkspaceManager, audit: AuditLog,
+    init(limit: TimeInterval, activity: WorkspaceActivityLog, workspaces: any WorkspaceBackend, audit: AuditLog,
          logger: Logger) {
         self.audit = audit
         self.limit = limit
@@ -57,7 +57,7 @@ final class IdleWorkspaceReaper: @unchecked Sendable {
             }
             guard isIdle() else { continue }
             do {
-                if try workspaces.stopIfIdle(user, isIdle: isIdle) {
+                if try workspaces.stopIfIdle(user, timeout: 10, isIdle: isIdle) {
                     GatewayMetric.workspacesStoppedIdle.counter().increment()
                     logger.info("workspace stopped after being idle", metadata: ["user": .string(user.value)])
                     let idleFor = Date().timeIntervalSince(max(activity.lastActivity(user) ?? started, started))

@@ -6,7 +6,7 @@ import GatewayMetrics
 /// running and stopped, from the engine every `interval` seconds on a queue of its own, so
 /// a slow engine delays only the gauge, never a login.
 public final class WorkspaceCensus: @unchecked Sendable {
-    private let manager: WorkspaceManager
+    private let manager: any WorkspaceBackend
     private let interval: TimeInterval
     private let queue = DispatchQueue(label: "devenv-gw workspace census")
     private var timer: DispatchSourceTimer?
@@ -15,7 +15,7 @@ public final class WorkspaceCensus: @unchecked Sendable {
     /// - Parameters:
     ///   - interval: seconds between counts; the engine is asked at most this often.
     ///   - onFailure: told when a count fails (the gauge then keeps the last count).
-    public init(manager: WorkspaceManager, interval: TimeInterval = 30, onFailure: @escaping @Sendable (Error) -> Void) {
+    public init(manager: any WorkspaceBackend, interval: TimeInterval = 30, onFailure: @escaping @Sendable (Error) -> Void) {
         self.manager = manager
         self.interval = interval
         self.onFailure = onFailure

@@ -108,3 +108,20 @@ final class WorkspaceLocks: @unchecked Sendable {
         close(fd)  // closing the descriptor releases the flock
     }
 }
+
+extension WorkspaceLocks {
+    /// Runs a login's `body` under the user's lock, waiting at most `wait` for another
+    /// operation; the engine's errors become `WorkspaceError.engine`. Every backend's `ensure`.
+    func forLogin<T>(of user: UserName, waitingAtMost wait: TimeInterval, _ body: () throws -> T) throws -> T {
+        try withLock(user, for: "being started for a login", waitingAtMost: wait) { try mapEngineErrors(body) }
+    }
+
+    /// Runs an idle stop's `body` under the user's lock, only if `isIdle` still holds
+    /// there (a login in progress holds the same lock); false without running it otherwise.
+    func forStop(of user: UserName, isIdle: () -> Bool, _ body: () throws -> Bool) throws -> Bool {
+        try withLock(user, for: "being stopped") {
+            guard isIdle() else { return false }
+            return try mapEngineErrors(body)
+        }
+    }
+}

@@ -3,14 +3,6 @@ import Foundation
 import Tar
 import UserNames
 
-/// What the engine holds of one user: their container and their home volume.
-public struct WorkspaceResources: Sendable {
-    public let container: ContainerDetails?
-    public let volumeExists: Bool
-
-    public var isRunning: Bool { container?.state.running ?? false }
-}
-
 /// Reading, replacing and removing users' home volumes through the Engine's archive API,
 /// with the user's own container or, when there is none, a temporary helper container that
 /// mounts the volume and is never started.
@@ -22,7 +14,8 @@ extension WorkspaceManager {
         try mapEngineErrors {
             let container: ContainerDetails?
             do { container = try docker.inspectContainer(settings.containerName(for: user)) } catch DockerError.notFound { container = nil }
-            return WorkspaceResources(container: container, volumeExists: try volumeExists(for: user))
+            return WorkspaceResources(hasContainer: container != nil, isRunning: container?.state.running ?? false,
+                                      volumeExists: try volumeExists(for: user), image: container?.config.image)
         }
     }
 

@@ -11,6 +11,18 @@ public struct WorkspaceActivity: Sendable, Equatable {
 
     public var isIdle: Bool { connections == 0 && processes == 0 }
 
+    /// Counts `user`'s sshd connections and other processes among a container's processes.
+    init(of user: UserName, uid: Int, among all: [ContainerProcess]) {
+        let own = all.filter { $0.uid == uid }
+        connections = all.filter { $0.command.hasPrefix("sshd: \(user)@") }.count
+        processes = own.count - connections
+    }
+
+    public init(connections: Int, processes: Int) {
+        self.connections = connections
+        self.processes = processes
+    }
+
     public var description: String {
         let plural = { (count: Int, noun: String) in "\(count) \(noun)\(count == 1 ? "" : "s")" }
         return "\(plural(connections, "ssh connection")) and \(plural(processes, "process"))"
@@ -38,9 +50,7 @@ extension WorkspaceManager {
             } catch DockerError.conflict {
                 return nil  // not running
             }
-            let own = processes.filter { $0.uid == uid }
-            let connections = processes.filter { $0.command.hasPrefix("sshd: \(user)@") }
-            return WorkspaceActivity(connections: connections.count, processes: own.count - connections.count)
+            return WorkspaceActivity(of: user, uid: uid, among: processes)
         }
     }
 

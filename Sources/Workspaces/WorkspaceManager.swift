@@ -27,12 +27,16 @@ public struct WorkspaceStatus: Sendable, Codable {
     public let state: String
     public let image: String?
     public let volume: String?
+    /// The swarm node the workspace is pinned to; nil on the engine backend.
+    public var node: String? = nil
 }
 
-/// Creates, starts, stops and lists per-user workspaces: a named home volume plus a
-/// disposable container from the workspace image. All calls block; run them on owned threads.
-public final class WorkspaceManager: @unchecked Sendable {
+/// The engine backend: creates, starts, stops and lists per-user workspaces on one Docker
+/// engine, each a named home volume plus a disposable container from the workspace image.
+/// All calls block; run them on owned threads.
+public final class WorkspaceManager: WorkspaceBackend, @unchecked Sendable {
     public let docker: DockerClient
+    public var engine: DockerClient { docker }
     public let settings: WorkspaceSettings
     let locks: WorkspaceLocks
     private let networkLock = NSLock()
@@ -49,31 +53,25 @@ public final class WorkspaceManager: @unchecked Sendable {
     /// while another operation (a restore, an upgrade) holds the workspace for longer than
     /// `settings.loginLockWait`, throws `WorkspaceError.locked` saying what it is.
     public func ensure(_ identity: WorkspaceIdentity) throws -> WorkspaceEndpoint {
-        try locks.withLock(identity.user, for: "being started for a login", waitingAtMost: settings.loginLockWait) {
-            try mapEngineErrors { try ensureLocked(identity) }
-        }
-    }
-
-    /// Stops the user's container; returns false when there was none running.
-    @discardableResult
-    public func stop(_ user: UserName, timeout: Int = 10) throws -> Bool {
-        try stopIfIdle(user, timeout: timeout) { true }
+        try locks.forLogin(of: identity.user, waitingAtMost: settings.loginLockWait) { try ensureLocked(identity) }
     }
 
     /// Stops the user's container if `isIdle` still holds once no login of theirs is in
     /// progress (it is asked under the same per-user lock that `ensure` takes).
     @discardableResult
     public func stopIfIdle(_ user: UserName, timeout: Int = 10, isIdle: () -> Bool) throws -> Bool {
-        try locks.withLock(user, for: "being stopped") {
-            guard isIdle() else { return false }
-            return try mapEngineErrors {
-                do {
-                    return try docker.stopContainer(settings.containerName(for: user), timeout: timeout)
-                } catch DockerError.notFound {
-                    return false
-                }
+        try locks.forStop(of: user, isIdle: isIdle) {
+            do {
+                return try docker.stopContainer(settings.containerName(for: user), timeout: timeout)
+            } catch DockerError.notFound {
+                return false
             }
         }
+    }
+
+    /// Starts the user's existing container again.
+    public func start(_ user: UserName) throws {
+        try mapEngineErrors { _ = try docker.startContainer(settings.containerName(for: user)) }
     }
 
     /// Every workspace of this instance: containers, and volumes whose container is gone.
@@ -223,6 +221,12 @@ public final class WorkspaceManager: @unchecked Sendable {
         networkReady = true
     }
 
+    /// Creates the workspace network if missing and returns its bridge on this host.
+    public func prepareNetwork() throws -> String? {
+        try ensureNetwork()
+        return try networkInterface()
+    }
+
     /// The host interface of the workspace network (which may have been recreated since
     /// the last call: it is looked up each time).
     public func networkInterface() throws -> String {
@@ -248,11 +252,14 @@ public final class WorkspaceManager: @unchecked Sendable {
         throw WorkspaceError.sshdNotReady(container: container, address: address)
     }
 
-    func mapEngineErrors<T>(_ body: () throws -> T) throws -> T {
-        do {
-            return try body()
-        } catch let error as DockerError {
-            throw WorkspaceError.engine(error)
-        }
+    func mapEngineErrors<T>(_ body: () throws -> T) throws -> T { try Workspaces.mapEngineErrors(body) }
+}
+
+/// Runs `body`, turning the engine's errors into `WorkspaceError.engine`.
+func mapEngineErrors<T>(_ body: () throws -> T) throws -> T {
+    do {
+        return try body()
+    } catch let error as DockerError {
+        throw WorkspaceError.engine(error)
     }
 }

@@ -40,7 +40,7 @@ struct BackupCommand: ParsableCommand {
         let user = try UserName(name)
         let registry = try global.openRegistry()
         let audit = try global.openAuditLog()
-        let workspaces = try global.workspaceManager(image.flags)
+        let workspaces = try global.workspaceBackend(image.flags)
         let backup = HomeBackup(registry: registry, workspaces: workspaces)
         let target = output ?? "\(user)-backup.tar"
         let toStdout = target == "-"

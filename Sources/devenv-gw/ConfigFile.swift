@@ -5,6 +5,7 @@ import Foundation
 import Gateway
 import MetricsEndpoint
 import TOMLKit
+import UserNames
 
 /// The keys of the config file: the long flags of `serve`, spelled the same.
 enum ConfigKey: String, CaseIterable {
@@ -31,6 +32,14 @@ enum ConfigKey: String, CaseIterable {
     case cpuShares = "cpu-shares"
     case egressDeny = "egress-deny"
     case metricsListen = "metrics-listen"
+    /// Where workspaces run: `engine` (the one Docker engine DOCKER_HOST names) or `swarm`.
+    case backend
+    /// The swarm manager's engine (`unix://…` or `tcp://…`); default DOCKER_HOST.
+    case swarmManager = "swarm-manager"
+    /// The swarm-scoped network workspaces join (docs/scale-out.md).
+    case swarmNetwork = "swarm-network"
+    /// Each node's own engine, `"HOSTNAME=unix://…"`: homes, processes and swap limits.
+    case swarmNodeEngines = "swarm-node-engines"
 
     /// What a key's value must be.
     enum Kind {
@@ -54,9 +63,10 @@ enum ConfigKey: String, CaseIterable {
 
     var kind: Kind {
         switch self {
-        case .stateDir, .prefix, .audit, .hostkeys, .image, .forwarding, .compression, .metricsListen: return .string
+        case .stateDir, .prefix, .audit, .hostkeys, .image, .forwarding, .compression, .metricsListen, .backend,
+             .swarmManager, .swarmNetwork: return .string
         case .listen: return .addresses
-        case .egressDeny: return .list
+        case .egressDeny, .swarmNodeEngines: return .list
         case .authTimeout, .idleTimeout, .clientAliveInterval: return .seconds
         case .maxStartups: return .startups
         case .maxAuthTries, .maxStartupsPerSource, .maxConnections, .maxConnectionsPerUser,
@@ -97,6 +107,13 @@ enum ConfigKey: String, CaseIterable {
             return seconds >= 0 && seconds <= 86400 ? nil : "must be 0 (never) to 86400"
         case (.clientAliveCountMax, .integer(let count)):
             return (1...1000).contains(count) ? nil : "must be 1 to 1000"
+        case (.backend, .string(let text)):
+            return ["engine", "swarm"].contains(text) ? nil : "use engine or swarm"
+        case (.swarmManager, .string(let text)), (.swarmNetwork, .string(let text)):
+            return text.isEmpty ? "must not be empty" : nil
+        case (.swarmNodeEngines, .strings(let entries)):
+            return entries.first { SwarmConfig.nodeEngine($0) == nil }
+                .map { "\(UserName.quoted($0)) is not HOSTNAME=unix://PATH or HOSTNAME=tcp://HOST:PORT" }
         case (.compression, .string(let text)):
             return ["yes", "no"].contains(text) ? nil : "use yes or no"
         case (.metricsListen, .string(let text)):

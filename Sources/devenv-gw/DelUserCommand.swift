@@ -42,7 +42,7 @@ struct DelUserCommand: ParsableCommand {
         let audit = try global.openAuditLog()
         let keyCount = try registry.user(named: user)?.keyCount
         let volume = try global.workspaceSettings().volumeName(for: user)
-        let manager = try global.workspaceManager()
+        let manager = try global.workspaceBackend()
         guard purge else {
             try registry.removeUser(user)
             audit.record(.userRemoved(user.value, keyCount: keyCount, by: AuditAdmin.current))
@@ -52,7 +52,7 @@ struct DelUserCommand: ParsableCommand {
         }
         let registered = try registry.user(named: user) != nil
         let resources = try manager.resources(of: user)
-        guard registered || resources.volumeExists || resources.container != nil else {
+        guard registered || resources.volumeExists || resources.hasContainer else {
             throw RegistryError.noSuchUser(user.value)
         }
         if !yes { try confirm(user, volume: volume) }
@@ -69,7 +69,7 @@ struct DelUserCommand: ParsableCommand {
     /// ends their connections on its own, from the registry). The removal stands when the
     /// engine cannot be reached: the container can no longer be entered through the gateway,
     /// and the next registration of the name gets a new one. Returns whether one was stopped.
-    private func stopWorkspace(of user: UserName, manager: WorkspaceManager, audit: AuditLog) -> Bool {
+    private func stopWorkspace(of user: UserName, manager: any WorkspaceBackend, audit: AuditLog) -> Bool {
         let container = manager.settings.containerName(for: user)
         do {
             guard try manager.stop(user) else { return false }

@@ -23,6 +23,7 @@ struct DevenvGW: ParsableCommand {
             UsersCommand.self,
             KeysCommand.self,
             PSCommand.self,
+            NodesCommand.self,
             StatusCommand.self,
             BackupCommand.self,
             RestoreCommand.self,

@@ -116,10 +116,16 @@ struct GlobalOptions: ParsableArguments {
         return settings
     }
 
-    /// The one place a `WorkspaceManager` is made, so `serve` and every admin command
-    /// work on workspaces with the same settings.
-    func workspaceManager(_ flags: WorkspaceFlags = WorkspaceFlags()) throws -> WorkspaceManager {
-        WorkspaceManager(docker: DockerClient(), settings: try workspaceSettings(flags))
+    /// The one place the workspace backend is made, so `serve` and every admin command
+    /// work on workspaces with the same backend and settings (config `backend`).
+    func workspaceBackend(_ flags: WorkspaceFlags = WorkspaceFlags()) throws -> any WorkspaceBackend {
+        let settings = try workspaceSettings(flags)
+        switch CurrentConfig.file.string(.backend) ?? "engine" {
+        case "swarm":
+            return SwarmConfig(file: CurrentConfig.file).backend(settings: settings)
+        default:
+            return WorkspaceManager(docker: DockerClient(), settings: settings)
+        }
     }
 
     /// When each user last used their workspace, as the gateway records it.

@@ -14,7 +14,7 @@ struct PSCommand: ParsableCommand {
 
     func run() throws {
         let registry = try global.openRegistry()
-        let manager = try global.workspaceManager()
+        let manager = try global.workspaceBackend()
         let workspaces = Dictionary(uniqueKeysWithValues: try manager.list().map { ($0.user, $0) })
         let registered = Set(try registry.users().map(\.name))
         let activity = global.activityLog()
@@ -24,14 +24,17 @@ struct PSCommand: ParsableCommand {
             let lastActivity = (try? UserName(name)).flatMap(activity.lastActivity).map(formatter.string(from:))
             return Row(user: name, registered: registered.contains(name), state: workspace?.state ?? "none",
                        container: workspace?.container, image: workspace?.image, volume: workspace?.volume,
-                       lastActivity: lastActivity)
+                       node: workspace?.node, lastActivity: lastActivity)
         }
         if json {
             printJSON(rows)
         } else {
-            printTable(["USER", "STATE", "LAST ACTIVITY", "CONTAINER", "IMAGE", "VOLUME"], rows.map {
-                [$0.registered ? $0.user : "\($0.user) (unregistered)", $0.state, $0.lastActivity ?? "never",
-                 $0.container ?? "-", $0.image ?? "-", $0.volume ?? "-"]
+            // A swarm places workspaces on nodes; one engine has none to show.
+            let onNodes = manager is SwarmWorkspaces
+            printTable(["USER", "STATE", "LAST ACTIVITY"] + (onNodes ? ["NODE", "SERVICE"] : ["CONTAINER"]) + ["IMAGE", "VOLUME"],
+                       rows.map {
+                [$0.registered ? $0.user : "\($0.user) (unregistered)", $0.state, $0.lastActivity ?? "never"]
+                    + (onNodes ? [$0.node ?? "-"] : []) + [$0.container ?? "-", $0.image ?? "-", $0.volume ?? "-"]
             })
         }
     }
@@ -43,6 +46,8 @@ struct PSCommand: ParsableCommand {
         let container: String?
         let image: String?
         let volume: String?
+        /// The swarm node; absent on the engine backend.
+        let node: String?
         let lastActivity: String?
     }
 }

@@ -63,7 +63,7 @@ struct RestoreCommand: ParsableCommand {
         }
         let registry = try global.openRegistry()
         let audit = try global.openAuditLog()
-        let workspaces = try global.workspaceManager(image.flags)
+        let workspaces = try global.workspaceBackend(image.flags)
         let restore = HomeRestore(registry: registry, workspaces: workspaces)
         let request = RestoreRequest(
             user: user, renamedFrom: renamedFrom, force: force,
@@ -113,7 +113,7 @@ struct RestoreCommand: ParsableCommand {
     /// A registration is recorded as `adduser` records one (the user and each key), then
     /// the restore itself.
     private func recordAudit(_ report: RestoreReport, user: UserName, source: String, registry: Registry,
-                             workspaces: WorkspaceManager, audit: AuditLog) throws {
+                             workspaces: any WorkspaceBackend, audit: AuditLog) throws {
         let admin = AuditAdmin.current
         if report.registration != .kept {
             let keys = try registry.keys(of: user).map(\.key)

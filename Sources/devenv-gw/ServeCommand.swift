@@ -100,8 +100,18 @@ struct ServeCommand: ParsableCommand {
         }
         let audit = try global.openAuditLog()
         let registry = try global.openRegistry()
-        let manager = try global.workspaceManager(workspace.flags)
-        try guardEgress(settings.egress, manager: manager, logger: logger)
+        let manager = try global.workspaceBackend(workspace.flags)
+        if manager is SwarmWorkspaces {
+            // The egress rules guard a bridge on this host; a swarm's workspaces are on its
+            // nodes, where the rules are not installed yet (docs/scale-out.md).
+            guard settings.egress.isOff else {
+                throw CLIError("egress-deny is enforced on this host only, and swarm workspaces run on the nodes: "
+                               + "set egress-deny = [] with backend = \"swarm\" and firewall the nodes (docs/scale-out.md)")
+            }
+            _ = try manager.prepareNetwork()
+        } else {
+            try guardEgress(settings.egress, manager: manager, logger: logger)
+        }
         let configuration = settings.gateway
         logger.info("audit events go to \(audit.destinationDescription)")
         if let path = settings.configPath { logger.info("settings from \(path)") }
@@ -156,7 +166,7 @@ extension ServeCommand {
     /// the firewall the start fails (unless nothing is denied): workspaces would otherwise
     /// reach the host silently. An engine that does not answer yet only delays the rules:
     /// they are installed at the guard's next check once it answers.
-    func guardEgress(_ policy: EgressPolicy, manager: WorkspaceManager, logger: Logger) throws {
+    func guardEgress(_ policy: EgressPolicy, manager: any WorkspaceBackend, logger: Logger) throws {
         let firewall: EgressFirewall
         do {
             firewall = EgressFirewall(iptables: try IPTables.forDocker(), prefix: manager.settings.prefix)
@@ -169,8 +179,10 @@ extension ServeCommand {
                            + "iptables, or set egress-deny = [] to let workspaces reach every address")
         }
         let egress = EgressGuard(firewall: firewall, policy: policy, bridge: {
-            try manager.ensureNetwork()
-            return try manager.networkInterface()
+            guard let bridge = try manager.prepareNetwork() else {
+                throw CLIError("the workspaces' network is not on this host")
+            }
+            return bridge
         }, log: { logger.notice("\($0)") })
         do {
             let applied = try egress.apply()

@@ -100,7 +100,7 @@ struct ServeSettings {
 extension ServeSettings {
     /// The settings as a config file that gives exactly them (`serve --print-config`).
     var configText: String {
-        let values: [(ConfigKey, String)] = [
+        var values: [(ConfigKey, String)] = [
             (.stateDir, quoted(stateDir)),
             (.prefix, quoted(prefix)),
             (.audit, quoted(audit.rawValue)),
@@ -126,6 +126,14 @@ extension ServeSettings {
             (.egressDeny, "[" + egress.destinations.map { quoted($0.description) }.joined(separator: ", ") + "]"),
             (.metricsListen, quoted(metricsListen?.description ?? "")),
         ]
+        // The engine backend's settings print as they always did; a swarm adds its own.
+        if CurrentConfig.file.string(.backend) == "swarm" {
+            let swarm = SwarmConfig(file: CurrentConfig.file)
+            values += [(.backend, quoted("swarm")), (.swarmNetwork, quoted(swarm.network)),
+                       (.swarmNodeEngines, "[" + swarm.nodeEngines.sorted { $0.key < $1.key }
+                            .map { quoted("\($0.key)=\($0.value)") }.joined(separator: ", ") + "]")]
+            if let manager = swarm.manager { values.append((.swarmManager, quoted(manager))) }
+        }
         let header = "# devenv-gw serve settings" + (configPath.map { " (config file \(displayText($0)))" } ?? "")
         return ([header] + values.map { "\($0.0.rawValue) = \($0.1)" }).joined(separator: "\n") + "\n"
     }

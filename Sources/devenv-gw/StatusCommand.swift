@@ -45,7 +45,7 @@ struct StatusCommand: ParsableCommand {
         if let started = file?.started, running, report.gateway.uptimeSeconds == nil {
             report.gateway.uptimeSeconds = Int(Date().timeIntervalSince(started))
         }
-        report.readEngine(try global.workspaceManager())
+        report.readEngine(try global.workspaceBackend())
         if let registry = try? global.openRegistry() { report.users = try? registry.users().count }
         report.refusedLogins = RefusedLoginLog.read(
             path: (global.stateDir as NSString).appendingPathComponent(GatewayStatusFile.refusedLoginsName))
@@ -143,17 +143,17 @@ struct StatusReport: Encodable {
     }
 
     /// The engine's version and this instance's workspaces, straight from the engine.
-    mutating func readEngine(_ manager: WorkspaceManager) {
-        engine.endpoint = manager.docker.endpoint
+    mutating func readEngine(_ manager: any WorkspaceBackend) {
+        engine.endpoint = manager.engine.endpoint
         do {
-            let version = try manager.docker.engineVersion()
+            let version = try manager.engine.engineVersion()
             engine.reachable = true
             engine.version = version.version
             engine.apiVersion = version.apiVersion
             let containers = try manager.list().filter { $0.container != nil }
             let running = containers.filter { $0.state == "running" }.count
             workspaces = Workspaces(running: running, stopped: containers.count - running, source: "engine")
-            sources.append("engine \(manager.docker.endpoint) (workspaces, engine)")
+            sources.append("engine \(manager.engine.endpoint) (workspaces, engine)")
         } catch {
             engine.error = "\(error)"
         }

@@ -51,7 +51,7 @@ struct UpgradeCommand: ParsableCommand {
     func run() throws {
         let registry = try global.openRegistry()
         let audit = try global.openAuditLog()
-        let manager = try global.workspaceManager(WorkspaceFlags(image: image))
+        let manager = try global.workspaceBackend(WorkspaceFlags(image: image))
         let image = manager.settings.image
         let gatewayKey = try PrivateKey.loadOrCreate(path: global.upstreamKeyPath, kind: .ed25519).key.publicKey.line
         let users = try name.map { [try UserName($0)] }
@@ -85,7 +85,7 @@ struct UpgradeCommand: ParsableCommand {
         if failed > 0 { throw ExitCode.failure }
     }
 
-    private static func upgrade(_ user: UserName, registry: Registry, manager: WorkspaceManager, image: String,
+    private static func upgrade(_ user: UserName, registry: Registry, manager: any WorkspaceBackend, image: String,
                                 gatewayKey: String, now: Bool) throws -> UpgradeOutcome {
         guard let account = try registry.user(named: user) else { return .skipped("not registered") }
         let identity = WorkspaceIdentity(user: user, uid: account.uid, gatewayPublicKey: gatewayKey,

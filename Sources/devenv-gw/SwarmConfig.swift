@@ -1,0 +1,29 @@
+import DockerEngine
+import Foundation
+import Workspaces
+
+/// The config file's Swarm settings (`backend = "swarm"`).
+struct SwarmConfig {
+    var manager: String?
+    var network: String
+    var nodeEngines: [String: String]
+
+    init(file: ConfigFile) {
+        manager = file.string(.swarmManager)
+        network = file.string(.swarmNetwork) ?? "devenv-ws"
+        nodeEngines = Dictionary((file.strings(.swarmNodeEngines) ?? []).compactMap(Self.nodeEngine)) { $1 }
+    }
+
+    /// `HOSTNAME=unix://PATH` or `HOSTNAME=tcp://HOST:PORT` as (hostname, endpoint), or nil.
+    static func nodeEngine(_ entry: String) -> (String, String)? {
+        guard let equals = entry.firstIndex(of: "=") else { return nil }
+        let hostname = String(entry[..<equals]), endpoint = String(entry[entry.index(after: equals)...])
+        guard !hostname.isEmpty, endpoint.hasPrefix("unix:///") || endpoint.hasPrefix("tcp://") else { return nil }
+        return (hostname, endpoint)
+    }
+
+    func backend(settings: WorkspaceSettings) -> SwarmWorkspaces {
+        SwarmWorkspaces(manager: DockerClient(host: manager), nodeEngines: nodeEngines.mapValues { DockerClient(host: $0) },
+                        network: network, settings: settings)
+    }
+}

@@ -1,0 +1,189 @@
+#!/usr/bin/env bash
+# A three-node Docker Swarm on this one machine, for the swarm backend's tests:
+# three Docker engines in privileged containers of the host's dockerd, on a bridge
+# network of their own, joined into one swarm (one manager, two workers), each with
+# the workspace image loaded.
+#
+#   scripts/swarm-cluster.sh up       create or repair the cluster; idempotent
+#   scripts/swarm-cluster.sh status   nodes, engines and images
+#   scripts/swarm-cluster.sh down     remove the nodes, their volumes, the network and routes
+#   scripts/swarm-cluster.sh down --all   also the node image (the next `up` rebuilds it
+#                                     with apt, about a minute)
+#   scripts/swarm-cluster.sh env      print DOCKER_HOST for the manager
+#
+# The host's own dockerd never joins a swarm: everything swarm lives inside the node
+# containers. Each node's engine also listens on a unix socket in a host directory,
+# $DEVENV_SWARM_RUN/<node>/docker.sock, so the gateway reaches the manager (and a
+# node's archive API) without a TCP port.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+readonly network=devenv-swarm
+readonly subnet=10.213.0.0/24
+# The host's address on that network: where the gateway's connections to workspaces come from.
+readonly gateway_address=10.213.0.1
+readonly nodes=(devenv-swarm-node1 devenv-swarm-node2 devenv-swarm-node3)
+readonly addresses=(10.213.0.11 10.213.0.12 10.213.0.13)
+readonly node_image=devenv-swarm-node
+readonly workspace_image=${DEVENV_GW_IMAGE:-devenv-workspace:latest}
+# The workspace network: on each node a bridge with inter-container traffic off, with a
+# subnet of its own (10.214.N.0/24), joined as one swarm-scoped network that services use.
+readonly workspace_network=devenv-ws
+readonly run_dir=${DEVENV_SWARM_RUN:-/run/devenv-swarm}
+# Everything `up` creates on the host's engine carries this label; `down` removes by it.
+readonly label=devenv-swarm.cluster=test
+
+log() { printf 'swarm-cluster: %s\n' "$*" >&2; }
+node_docker() { local node=$1; shift; docker -H "unix://$run_dir/$node/docker.sock" "$@"; }
+
+build_node_image() {
+  docker image inspect debian:bookworm-slim >/dev/null 2>&1 || bash scripts/setup.sh --no-image
+  # The layer cache makes this a no-op after the first build.
+  local out
+  out=$(docker build -q --label "$label" -t "$node_image" scripts/swarm-node 2>&1) || { printf '%s\n' "$out" >&2; exit 1; }
+}
+
+ensure_network() {
+  docker network inspect "$network" >/dev/null 2>&1 && return
+  log "creating network $network ($subnet)"
+  docker network create --driver bridge --subnet "$subnet" --gateway "$gateway_address" --label "$label" \
+    "$network" >/dev/null
+}
+
+# Each node's bridge config (`--config-only`), then the swarm network made from them,
+# and a host route to each node's workspace subnet through that node.
+ensure_workspace_network() {
+  local i node manager=${nodes[0]}
+  for i in "${!nodes[@]}"; do
+    node=${nodes[$i]}
+    node_docker "$node" network inspect "$workspace_network-config" >/dev/null 2>&1 \
+      || node_docker "$node" network create --config-only --subnet "10.214.$((i + 1)).0/24" \
+           -o com.docker.network.bridge.enable_icc=false -o "com.docker.network.bridge.name=$workspace_network" \
+           "$workspace_network-config" >/dev/null
+    ip route replace "10.214.$((i + 1)).0/24" via "${addresses[$i]}"
+  done
+  node_docker "$manager" network inspect "$workspace_network" >/dev/null 2>&1 \
+    || node_docker "$manager" network create --driver bridge --scope swarm --config-from "$workspace_network-config" \
+         "$workspace_network" >/dev/null
+}
+
+start_nodes() {
+  local i node state
+  for i in "${!nodes[@]}"; do
+    node=${nodes[$i]}
+    state=$(docker container inspect -f '{{.State.Status}}' "$node" 2>/dev/null) || state=absent
+    case $state in
+      running) ;;
+      absent)
+        log "starting $node at ${addresses[$i]}"
+        mkdir -p "$run_dir/$node"
+        # What --privileged would give, which this host's engine cannot (its own bounding
+        # set lacks CAP_SYS_RESOURCE, and --privileged asks for every capability):
+        # all other capabilities, no seccomp or AppArmor profile, writable /proc/sys, and
+        # the host's cgroup v1 tree (each node's containers under a parent of its own).
+        # Its data lives on a volume: overlay2 cannot stack on the container's own root.
+        docker run -d --name "$node" --hostname "$node" --label "$label" \
+          --cap-add ALL --cap-drop SYS_RESOURCE --security-opt seccomp=unconfined \
+          --security-opt apparmor=unconfined --security-opt systempaths=unconfined \
+          --volume /sys/fs/cgroup:/sys/fs/cgroup:rw --tmpfs /run \
+          --network "$network" --ip "${addresses[$i]}" --env "DEVENV_SWARM_GATEWAY=$gateway_address" \
+          --volume "$node-data:/var/lib/docker" --volume "$run_dir/$node:/run/devenv-swarm" \
+          "$node_image" --cgroup-parent "/$node" >/dev/null ;;
+      *)
+        log "restarting $node ($state)"
+        docker start "$node" >/dev/null ;;
+    esac
+  done
+  for node in "${nodes[@]}"; do
+    for _ in $(seq 1 120); do
+      node_docker "$node" version >/dev/null 2>&1 && continue 2
+      sleep 0.25
+    done
+    log "the engine in $node did not answer; docker logs $node:"; docker logs --tail 20 "$node" >&2; exit 1
+  done
+}
+
+swarm_state() { node_docker "$1" info --format '{{.Swarm.LocalNodeState}}' 2>/dev/null; }
+
+form_swarm() {
+  local manager=${nodes[0]} token i
+  if [ "$(swarm_state "$manager")" != active ]; then
+    log "initialising the swarm on $manager"
+    node_docker "$manager" swarm init --advertise-addr "${addresses[0]}" --listen-addr "${addresses[0]}:2377" >/dev/null
+  fi
+  token=$(node_docker "$manager" swarm join-token -q worker)
+  for i in 1 2; do
+    [ "$(swarm_state "${nodes[$i]}")" = active ] && continue
+    log "joining ${nodes[$i]} as a worker"
+    node_docker "${nodes[$i]}" swarm join --token "$token" --advertise-addr "${addresses[$i]}" "${addresses[0]}:2377" >/dev/null
+  done
+}
+
+load_images() {
+  local wanted node
+  wanted=$(docker image inspect -f '{{.Id}}' "$workspace_image")
+  for node in "${nodes[@]}"; do
+    [ "$(node_docker "$node" image inspect -f '{{.Id}}' "$workspace_image" 2>/dev/null || true)" = "$wanted" ] && continue
+    log "loading $workspace_image into $node"
+    docker save "$workspace_image" | docker exec -i "$node" docker load -q >/dev/null
+  done
+}
+
+up() {
+  local begun=$SECONDS
+  docker image inspect "$workspace_image" >/dev/null 2>&1 || bash scripts/setup.sh
+  build_node_image
+  ensure_network
+  start_nodes
+  form_swarm
+  ensure_workspace_network
+  load_images
+  log "up in $((SECONDS - begun)) s; manager: DOCKER_HOST=unix://$run_dir/${nodes[0]}/docker.sock"
+}
+
+status() {
+  local node
+  for node in "${nodes[@]}"; do
+    printf '%s: %s, engine %s, swarm %s, %s %s\n' "$node" \
+      "$(docker container inspect -f '{{.State.Status}}' "$node" 2>/dev/null || echo absent)" \
+      "$(node_docker "$node" version --format '{{.Server.Version}}' 2>/dev/null || echo unreachable)" \
+      "$(swarm_state "$node" || echo unknown)" "$workspace_image" \
+      "$(node_docker "$node" image inspect -f '{{.Id}}' "$workspace_image" 2>/dev/null | cut -c8-19 || echo missing)"
+  done
+  node_docker "${nodes[0]}" node ls 2>/dev/null || true
+}
+
+down() {
+  local i node
+  for i in "${!nodes[@]}"; do
+    node=${nodes[$i]}
+    # Only the routes `up` made: to a workspace subnet through this node.
+    if ip route show "10.214.$((i + 1)).0/24" | grep -q "via ${addresses[$i]} "; then
+      ip route del "10.214.$((i + 1)).0/24"
+    fi
+    if docker inspect "$node" >/dev/null 2>&1; then
+      [ "$(docker inspect -f '{{index .Config.Labels "devenv-swarm.cluster"}}' "$node")" = test ] \
+        || { log "$node exists but was not made by this script; leaving it"; continue; }
+      log "removing $node"
+      docker rm -f "$node" >/dev/null
+    fi
+    docker volume rm "$node-data" >/dev/null 2>&1 || true
+    rm -rf "${run_dir:?}/$node"
+  done
+  rmdir "$run_dir" 2>/dev/null || true
+  if [ "$(docker network inspect -f '{{index .Labels "devenv-swarm.cluster"}}' "$network" 2>/dev/null)" = test ]; then
+    docker network rm "$network" >/dev/null
+  fi
+  if [ "${1:-}" = --all ] && [ "$(docker image inspect -f '{{index .Config.Labels "devenv-swarm.cluster"}}' "$node_image" 2>/dev/null)" = test ]; then
+    docker rmi "$node_image" >/dev/null
+  fi
+  log "down"
+}
+
+case ${1:-} in
+  up) up ;;
+  down) down "${2:-}" ;;
+  status) status ;;
+  env) echo "DOCKER_HOST=unix://$run_dir/${nodes[0]}/docker.sock" ;;
+  *) echo "usage: $0 up|down|status|env" >&2; exit 2 ;;
+esac
