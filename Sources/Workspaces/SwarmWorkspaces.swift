@@ -20,6 +20,8 @@ public final class SwarmWorkspaces: WorkspaceBackend, @unchecked Sendable {
     /// Each node's own engine, by node hostname.
     private let nodeEngines: [String: DockerClient]
     let locks: WorkspaceLocks
+    /// Held while a new workspace's node is chosen and its service created.
+    private let placement = NSLock()
 
     /// Name of the file, under `/run/secrets`, that carries the identity tar.
     static let identityFile = "devenv-identity"
@@ -152,7 +154,10 @@ public final class SwarmWorkspaces: WorkspaceBackend, @unchecked Sendable {
         var created = false
         var started = false
         if existing == nil {
-            try createService(for: identity, on: try nodeForNewWorkspace(of: user))
+            // Choosing and creating under one lock: first logins arriving together (each
+            // under its own user's lock) would otherwise all see the same counts and pick
+            // the same node.
+            try placement.withLock { try createService(for: identity, on: try nodeForNewWorkspace(of: user)) }
             created = true
         } else if existing?.replicas == 0 {
             try engine.scaleService(name, to: 1)
@@ -185,7 +190,8 @@ public final class SwarmWorkspaces: WorkspaceBackend, @unchecked Sendable {
 
     /// The node a workspace without a service goes to: the one holding its home volume
     /// (volumes do not move), else the active node with the fewest running workspaces,
-    /// then the most memory, then the name.
+    /// then the most memory, then the name. A workspace counts as running from the moment
+    /// its service asks for a replica: its task may not exist yet.
     func nodeForNewWorkspace(of user: UserName) throws -> NodeDetails {
         let nodes = try engine.listNodes()
         if let hostname = try nodeHoldingVolume(of: user) {
@@ -194,8 +200,9 @@ public final class SwarmWorkspaces: WorkspaceBackend, @unchecked Sendable {
             }
             return node
         }
-        let running = try engine.listRunningTasks(labels: ["\(WorkspaceLabel.instance)=\(settings.prefix)"])
-        let counts = Dictionary(grouping: running.compactMap(\.nodeID), by: { $0 }).mapValues(\.count)
+        let wanted = try engine.listServices(labels: ["\(WorkspaceLabel.instance)=\(settings.prefix)"])
+            .filter { ($0.replicas ?? 0) > 0 }
+        let counts = Dictionary(grouping: wanted.compactMap(pinnedNodeID), by: { $0 }).mapValues(\.count)
         let candidates = nodes.filter(\.takesWorkspaces).sorted {
             let (a, b) = (counts[$0.id] ?? 0, counts[$1.id] ?? 0)
             if a != b { return a < b }

@@ -49,6 +49,29 @@ final class SwarmPlacementTests: SwarmGatewayTestCase {
         }
     }
 
+    /// Six first logins at the same moment: each node gets two, not whichever node looked
+    /// emptiest to all of them at once.
+    func testFirstLoginsAtOnceSpreadOverTheNodes() throws {
+        let users = (1...6).map { "burst\($0)" }
+        var identities: [String: SSHClientIdentity] = [:]
+        for user in users { identities[user] = try register(user) }
+        try gateway.start()
+        let script = users.map { user in
+            "(\(identities[user]!.sshCommandLine(user, port: gateway.port)) 'id -un' > \(keys.path)/\(user).out 2>&1; "
+                + "echo $? >> \(keys.path)/\(user).out) &"
+        }.joined(separator: "\n") + "\nwait"
+        XCTAssertEqual(try runShell(script).status, 0)
+        for user in users {
+            XCTAssertEqual(try String(contentsOfFile: "\(keys.path)/\(user).out", encoding: .utf8), "\(user)\n0\n", user)
+        }
+        let placed = try workspaces()
+        let nodes = users.compactMap { placed[$0]?.node }
+        XCTAssertEqual(nodes.count, 6, "every user has a node: \(placed)")
+        for node in TestSwarm.nodes {
+            XCTAssertEqual(nodes.filter { $0 == node }.count, 2, "two first logins on each node: \(nodes)")
+        }
+    }
+
     func testNodesListsEveryNodeWithItsWorkspaceCount() throws {
         let alice = try register("alice")
         try gateway.start()
