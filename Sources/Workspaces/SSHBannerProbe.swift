@@ -2,6 +2,26 @@ import Foundation
 
 /// Checks that an SSH server accepts connections by reading its identification line.
 enum SSHBannerProbe {
+    /// Waits until sshd at `host` (port 22) answers, for at most `timeout` seconds, then
+    /// throws `WorkspaceError.sshdNotReady` naming `workspace`. `checkStillStarting` throws
+    /// when the workspace stopped; it is called at most twice a second, because in a login
+    /// storm every waiting login asking the engine 20 times a second slowed the very starts
+    /// they were waiting for.
+    static func waitUntilAnswering(host: String, timeout: TimeInterval, workspace: String,
+                                   checkStillStarting: () throws -> Void) throws {
+        let deadline = Date().addingTimeInterval(timeout)
+        var nextCheck = Date().addingTimeInterval(0.5)
+        while Date() < deadline {
+            if answers(host: host, port: 22, timeout: 1) { return }
+            if Date() >= nextCheck {
+                try checkStillStarting()
+                nextCheck = Date().addingTimeInterval(0.5)
+            }
+            usleep(50_000)
+        }
+        throw WorkspaceError.sshdNotReady(container: workspace, address: host)
+    }
+
     /// True when `host:port` (IPv4) answers with `SSH-` within `timeout` seconds.
     static func answers(host: String, port: UInt16, timeout: TimeInterval) -> Bool {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)

@@ -298,21 +298,13 @@ public final class SwarmWorkspaces: WorkspaceBackend, @unchecked Sendable {
     /// Waits until the task's sshd answers; fails within half a second once the task
     /// stops running (its container exited at start), asking the manager twice a second.
     func waitForSSHD(of service: String, task: TaskDetails, address: String) throws {
-        let deadline = Date().addingTimeInterval(settings.sshdReadyTimeout)
-        var nextCheck = Date().addingTimeInterval(0.5)
-        while Date() < deadline {
-            if SSHBannerProbe.answers(host: address, port: 22, timeout: 1) { return }
-            if Date() >= nextCheck {
-                let now = try engine.listTasks(service: service).first { $0.id == task.id }
-                guard now?.state == "running" else {
-                    throw WorkspaceError.engine(.badResponse("the workspace \(service) stopped at start"
-                                                             + (now?.error.map { ": \($0)" } ?? "")))
-                }
-                nextCheck = Date().addingTimeInterval(0.5)
+        try SSHBannerProbe.waitUntilAnswering(host: address, timeout: settings.sshdReadyTimeout, workspace: service) {
+            let now = try engine.listTasks(service: service).first { $0.id == task.id }
+            guard now?.state == "running" else {
+                throw WorkspaceError.engine(.badResponse("the workspace \(service) stopped at start"
+                                                         + (now?.error.map { ": \($0)" } ?? "")))
             }
-            usleep(50_000)
         }
-        throw WorkspaceError.sshdNotReady(container: service, address: address)
     }
 
     /// The task's address on the workspace network. A swarm-scoped bridge's addresses come

@@ -234,22 +234,12 @@ public final class WorkspaceManager: WorkspaceBackend, @unchecked Sendable {
     }
 
     /// Waits until the container's sshd answers; fails within half a second when the
-    /// container exits. The engine is asked about the container at most twice a second:
-    /// in a login storm every waiting login asking it 20 times a second slowed the very
-    /// starts they were waiting for.
+    /// container exits.
     func waitForSSHD(container: String, id: String, address: String) throws {
-        let deadline = Date().addingTimeInterval(settings.sshdReadyTimeout)
-        var nextInspection = Date().addingTimeInterval(0.5)
-        while Date() < deadline {
-            if SSHBannerProbe.answers(host: address, port: 22, timeout: 1) { return }
-            if Date() >= nextInspection {
-                let state = try docker.inspectContainer(id).state
-                guard state.running else { throw WorkspaceError.exitedAtStart(container: container, exitCode: state.exitCode) }
-                nextInspection = Date().addingTimeInterval(0.5)
-            }
-            usleep(50_000)
+        try SSHBannerProbe.waitUntilAnswering(host: address, timeout: settings.sshdReadyTimeout, workspace: container) {
+            let state = try docker.inspectContainer(id).state
+            guard state.running else { throw WorkspaceError.exitedAtStart(container: container, exitCode: state.exitCode) }
         }
-        throw WorkspaceError.sshdNotReady(container: container, address: address)
     }
 
     func mapEngineErrors<T>(_ body: () throws -> T) throws -> T { try Workspaces.mapEngineErrors(body) }
