@@ -2,6 +2,8 @@
 # Cold, started and warm login times through the engine backend (the host's dockerd) and
 # the swarm backend (scripts/swarm-cluster.sh), with the real ssh client, N users each; then
 # a 1 GiB upload through each gateway (swarm: to u2, placed on node2, not the manager's node).
+# The upload is seeded data whose SHA-256 is checked in the workspace; a mismatch prints
+# FAILED instead of a figure and the script exits 1.
 #   bench/swarm/login_timings.sh [N] [BIN]
 # cold: the login creates the workspace; started: it was stopped (engine: container
 # stopped; swarm: service at 0 replicas); warm: it runs. Prints median and max per kind.
@@ -10,6 +12,7 @@ cd "$(dirname "$0")/../.."
 n=${1:-5}
 bin=${2:-.build/debug/devenv-gw}
 work=$(mktemp -d /tmp/devenv-login-timings.XXXXXX)
+status=0
 run=/run/devenv-swarm
 pids=()
 cleanup() {
@@ -80,10 +83,22 @@ api('POST', '/services/ltswarm-u$i/update?version=%d' % s['Version']['Index'], s
   for i in $(seq 1 "$n"); do login "$port" "u$i"; done >"$work/$backend.started"
   for kind in cold started warm; do printf '%-6s %-8s %s\n' "$backend" "$kind" "$(stats <"$work/$backend.$kind")"; done
   user=$([ "$backend" = engine ] && echo u1 || echo u2)
+  # Seeded pseudo-random data (as bench/run.sh), hashed on both ends: the figure is printed
+  # only when what arrived is what was sent.
   t0=$(date +%s.%N)
-  head -c 1073741824 /dev/zero | ssh -F /dev/null -p "$port" -i "$work/id_$user" -o IdentitiesOnly=yes -o BatchMode=yes \
-    -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR "$user@127.0.0.1" 'cat >/dev/null'
+  arrived=$( (set +o pipefail; openssl enc -aes-128-ctr -pass pass:devenv-bench -nosalt -pbkdf2 </dev/zero 2>/dev/null \
+      | head -c 1073741824) | tee >(openssl dgst -sha256 -r | cut -c1-64 >"$work/sent.sha256") \
+    | ssh -F /dev/null -p "$port" -i "$work/id_$user" -o IdentitiesOnly=yes -o BatchMode=yes \
+      -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR "$user@127.0.0.1" \
+      'sha256sum | cut -c1-64')
   t1=$(date +%s.%N)
-  printf '%-6s 1 GiB upload to %s: %.1f s, %.0f MB/s\n' "$backend" "$user" "$(echo "$t1 - $t0" | bc)" \
+  sleep 1  # the tee'd hash finishes writing
+  if [ "$arrived" != "$(cat "$work/sent.sha256")" ]; then
+    printf '%-6s 1 GiB upload to %s: FAILED (SHA-256 of what arrived differs)\n' "$backend" "$user"
+    status=1
+    continue
+  fi
+  printf '%-6s 1 GiB upload to %s: %.1f s, %.0f MB/s (SHA-256 checked)\n' "$backend" "$user" "$(echo "$t1 - $t0" | bc)" \
     "$(echo "1073.741824 / ($t1 - $t0)" | bc -l)"
 done
+exit "$status"
