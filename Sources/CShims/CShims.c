@@ -24,8 +24,17 @@ CURLcode devenv_curl_setopt_progress_callback(CURL *handle, devenv_curl_progress
     return curl_easy_setopt(handle, CURLOPT_XFERINFOFUNCTION, callback);
 }
 
+CURLcode devenv_curl_setopt_debug_callback(CURL *handle, devenv_curl_debug_callback callback) {
+    return curl_easy_setopt(handle, CURLOPT_DEBUGFUNCTION, callback);
+}
+
 CURLcode devenv_curl_getinfo_long(CURL *handle, CURLINFO info, long *value) {
     return curl_easy_getinfo(handle, info, value);
+}
+
+const char *devenv_curl_option_name(CURLoption option) {
+    const struct curl_easyoption *found = curl_easy_option_by_id(option);
+    return found != NULL && found->name != NULL ? found->name : "(unknown option)";
 }
 
 void devenv_ssh_init_server_callbacks(struct ssh_server_callbacks_struct *callbacks) {

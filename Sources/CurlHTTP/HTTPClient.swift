@@ -20,14 +20,26 @@ public struct HTTPResponse: Sendable {
 public struct HTTPTransportError: Error, CustomStringConvertible {
     /// What was tried: the URL, and the unix socket when there is one.
     public let target: String
-    /// libcurl's error text.
+    /// libcurl's error text, as detailed as it gives it.
     public let message: String
     /// True when nothing answered at all (refused, no such socket, resolve failure).
     public let isConnectFailure: Bool
     /// True when the deadline passed.
     public let isTimeout: Bool
+    /// Set when TLS failed, and how.
+    public let tlsProblem: TLSProblem?
     /// An error thrown by the caller's body source or sink, which aborted the transfer.
     public let callbackError: Error?
+
+    init(target: String, message: String, isConnectFailure: Bool = false, isTimeout: Bool = false,
+         tlsProblem: TLSProblem? = nil, callbackError: Error? = nil) {
+        self.target = target
+        self.message = message
+        self.isConnectFailure = isConnectFailure
+        self.isTimeout = isTimeout
+        self.tlsProblem = tlsProblem
+        self.callbackError = callbackError
+    }
 
     public var description: String {
         if let callbackError { return "\(callbackError)" }
@@ -47,6 +59,9 @@ public struct HTTPRequest {
     public var headers: [String]
     /// Path of a unix socket to connect to instead of the URL's host.
     public var unixSocketPath: String?
+    /// The CA and client certificate for an `https` URL with a private CA; nil uses the
+    /// system's CA store and presents no client certificate.
+    public var tls: TLSFiles?
     public var body: Body
     /// Limit for the whole transfer; nil for streams, which use `stallTimeout` instead.
     public var timeout: TimeInterval?
@@ -61,12 +76,13 @@ public struct HTTPRequest {
     }
 
     public init(method: String = "GET", url: String, headers: [String] = [], unixSocketPath: String? = nil,
-                body: Body = .none, timeout: TimeInterval? = 30, connectTimeout: TimeInterval = 5,
+                tls: TLSFiles? = nil, body: Body = .none, timeout: TimeInterval? = 30, connectTimeout: TimeInterval = 5,
                 stallTimeout: TimeInterval = 120) {
         self.method = method
         self.url = url
         self.headers = headers
         self.unixSocketPath = unixSocketPath
+        self.tls = tls
         self.body = body
         self.timeout = timeout
         self.connectTimeout = connectTimeout
@@ -77,88 +93,139 @@ public struct HTTPRequest {
 /// Blocking HTTP over libcurl. Each call runs on the caller's thread, so callers keep
 /// it off Swift's cooperative pool.
 public enum HTTPClient {
-    private static let globalInit: Void = { curl_global_init(Int(CURL_GLOBAL_DEFAULT)) }()
+    private static let globalInit: CURLcode = curl_global_init(Int(CURL_GLOBAL_DEFAULT))
 
     /// Performs `request`. When `sink` is given, a successful body streams into it and the
     /// returned response's body is empty; an error body (status >= 300) is always collected.
     public static func perform(_ request: HTTPRequest, sink: HTTPBodySink? = nil) throws -> HTTPResponse {
-        _ = globalInit
-        guard let handle = curl_easy_init() else {
-            throw HTTPTransportError(target: request.url, message: "curl_easy_init failed",
-                                     isConnectFailure: false, isTimeout: false, callbackError: nil)
+        let target = request.unixSocketPath.map { "\(request.url) via \($0)" } ?? request.url
+        guard globalInit == CURLE_OK else {
+            throw HTTPTransportError(target: target, message: "curl_global_init failed: "
+                                     + String(cString: curl_easy_strerror(globalInit)))
         }
-        defer { curl_easy_cleanup(handle) }
+        let handle = try CurlEasyHandle(target: target)
         let context = TransferContext(source: nil, sink: sink)
         var headerList: UnsafeMutablePointer<curl_slist>?
         defer { curl_slist_free_all(headerList) }
 
-        devenv_curl_setopt_string(handle, CURLOPT_URL, request.url)
-        devenv_curl_setopt_long(handle, CURLOPT_NOSIGNAL, 1)
-        devenv_curl_setopt_long(handle, CURLOPT_CONNECTTIMEOUT_MS, Int(request.connectTimeout * 1000))
+        try handle.set(CURLOPT_URL, request.url)
+        try handle.set(CURLOPT_NOSIGNAL, 1)
+        try handle.set(CURLOPT_CONNECTTIMEOUT_MS, Int(request.connectTimeout * 1000))
         if let timeout = request.timeout {
-            devenv_curl_setopt_long(handle, CURLOPT_TIMEOUT_MS, Int(timeout * 1000))
+            try handle.set(CURLOPT_TIMEOUT_MS, Int(timeout * 1000))
         }
-        devenv_curl_setopt_long(handle, CURLOPT_LOW_SPEED_LIMIT, 1)
-        devenv_curl_setopt_long(handle, CURLOPT_LOW_SPEED_TIME, max(1, Int(request.stallTimeout)))
+        try handle.set(CURLOPT_LOW_SPEED_LIMIT, 1)
+        try handle.set(CURLOPT_LOW_SPEED_TIME, max(1, Int(request.stallTimeout)))
         if let socket = request.unixSocketPath {
-            devenv_curl_setopt_string(handle, CURLOPT_UNIX_SOCKET_PATH, socket)
+            try handle.set(CURLOPT_UNIX_SOCKET_PATH, socket)
         }
+        try configureTLS(request, on: handle)
         var headers = request.headers
         switch request.body {
         case .none:
-            if request.method != "GET" { devenv_curl_setopt_string(handle, CURLOPT_CUSTOMREQUEST, request.method) }
+            if request.method != "GET" { try handle.set(CURLOPT_CUSTOMREQUEST, request.method) }
         case .data(let data):
             context.upload = data
-            devenv_curl_setopt_long(handle, CURLOPT_UPLOAD, 1)
-            devenv_curl_setopt_offset(handle, CURLOPT_INFILESIZE_LARGE, curl_off_t(data.count))
-            devenv_curl_setopt_string(handle, CURLOPT_CUSTOMREQUEST, request.method)
+            try handle.set(CURLOPT_UPLOAD, 1)
+            try handle.set(CURLOPT_INFILESIZE_LARGE, offset: curl_off_t(data.count))
+            try handle.set(CURLOPT_CUSTOMREQUEST, request.method)
             headers.append("Expect:")
         case .stream(let source):
             context.source = source
-            devenv_curl_setopt_long(handle, CURLOPT_UPLOAD, 1)
-            devenv_curl_setopt_string(handle, CURLOPT_CUSTOMREQUEST, request.method)
+            try handle.set(CURLOPT_UPLOAD, 1)
+            try handle.set(CURLOPT_CUSTOMREQUEST, request.method)
             headers.append("Transfer-Encoding: chunked")
             headers.append("Expect:")
         }
-        for header in headers { headerList = curl_slist_append(headerList, header) }
-        if let headerList { devenv_curl_setopt_pointer(handle, CURLOPT_HTTPHEADER, UnsafeMutableRawPointer(headerList)) }
+        for header in headers {
+            guard let appended = curl_slist_append(headerList, header) else {
+                throw HTTPTransportError(target: target, message: "curl_slist_append failed (out of memory)")
+            }
+            headerList = appended
+        }
+        if let headerList { try handle.set(CURLOPT_HTTPHEADER, pointer: UnsafeMutableRawPointer(headerList)) }
 
         let opaque = Unmanaged.passUnretained(context).toOpaque()
-        devenv_curl_setopt_data_callback(handle, CURLOPT_HEADERFUNCTION, { buffer, size, count, context in
+        try handle.set(CURLOPT_HEADERFUNCTION, callback: { buffer, size, count, context in
             guard let buffer, let context else { return 0 }
             let transfer = Unmanaged<TransferContext>.fromOpaque(context).takeUnretainedValue()
             transfer.receiveHeader(UnsafeRawBufferPointer(start: buffer, count: size * count))
             return size * count
         })
-        devenv_curl_setopt_pointer(handle, CURLOPT_HEADERDATA, opaque)
-        devenv_curl_setopt_data_callback(handle, CURLOPT_WRITEFUNCTION, { buffer, size, count, context in
+        try handle.set(CURLOPT_HEADERDATA, pointer: opaque)
+        try handle.set(CURLOPT_WRITEFUNCTION, callback: { buffer, size, count, context in
             guard let buffer, let context else { return 0 }
             let transfer = Unmanaged<TransferContext>.fromOpaque(context).takeUnretainedValue()
             return transfer.receiveBody(UnsafeRawBufferPointer(start: buffer, count: size * count)) ? size * count : 0
         })
-        devenv_curl_setopt_pointer(handle, CURLOPT_WRITEDATA, opaque)
-        devenv_curl_setopt_data_callback(handle, CURLOPT_READFUNCTION, { buffer, size, count, context in
+        try handle.set(CURLOPT_WRITEDATA, pointer: opaque)
+        try handle.set(CURLOPT_READFUNCTION, callback: { buffer, size, count, context in
             guard let buffer, let context else { return Int(CURL_READFUNC_ABORT) }
             let transfer = Unmanaged<TransferContext>.fromOpaque(context).takeUnretainedValue()
             return transfer.supplyBody(UnsafeMutableRawBufferPointer(start: buffer, count: size * count))
         })
-        devenv_curl_setopt_pointer(handle, CURLOPT_READDATA, opaque)
+        try handle.set(CURLOPT_READDATA, pointer: opaque)
+        if request.tls != nil {
+            // libcurl's error buffer keeps only its first message, which can be an aside
+            // (getpeername failing once the engine has closed); the engine's TLS alert is
+            // in its log, kept for the error (a few lines per request).
+            try handle.set(CURLOPT_VERBOSE, 1)
+            try handle.set(debugCallback: { _, type, text, size, context in
+                guard type == CURLINFO_TEXT, let text, let context else { return 0 }
+                let transfer = Unmanaged<TransferContext>.fromOpaque(context).takeUnretainedValue()
+                transfer.noteLog(UnsafeRawBufferPointer(start: text, count: size))
+                return 0
+            })
+            try handle.set(CURLOPT_DEBUGDATA, pointer: opaque)
+        }
 
-        let code = curl_easy_perform(handle)
+        let code = handle.perform()
         if let callbackError = context.callbackError {
-            throw HTTPTransportError(target: request.url, message: "aborted", isConnectFailure: false,
-                                     isTimeout: false, callbackError: callbackError)
+            throw HTTPTransportError(target: target, message: "aborted", callbackError: callbackError)
         }
         guard code == CURLE_OK else {
-            let target = request.unixSocketPath.map { "\(request.url) via \($0)" } ?? request.url
-            let connect = [CURLE_COULDNT_CONNECT, CURLE_COULDNT_RESOLVE_HOST].contains(code)
-            throw HTTPTransportError(target: target, message: String(cString: curl_easy_strerror(code)),
-                                     isConnectFailure: connect, isTimeout: code == CURLE_OPERATION_TIMEDOUT,
-                                     callbackError: nil)
+            var detail = handle.failureDetail(code)
+            var tlsProblem: TLSProblem?
+            if request.tls != nil {
+                if let alert = context.tlsRefusal, !TLSProblem.isRefusal(detail) {
+                    detail = alert
+                } else if context.tlsRefusal == nil, context.serverAskedForCertificate, !context.exchangedData,
+                          [CURLE_SEND_ERROR, CURLE_RECV_ERROR, CURLE_GOT_NOTHING].contains(code) {
+                    // With TLS 1.3 the server checks our certificate after the handshake and
+                    // may reset the connection before its alert can be read.
+                    detail = "the engine asked for a client certificate and closed the connection right after "
+                        + "the handshake, without a TLS alert (\(detail))"
+                    tlsProblem = .clientCertificateRefused
+                }
+                tlsProblem = tlsProblem ?? TLSProblem(code: code, detail: detail)
+            }
+            throw HTTPTransportError(target: target, message: detail,
+                                     isConnectFailure: [CURLE_COULDNT_CONNECT, CURLE_COULDNT_RESOLVE_HOST].contains(code),
+                                     isTimeout: code == CURLE_OPERATION_TIMEDOUT, tlsProblem: tlsProblem)
         }
-        var status = 0
-        devenv_curl_getinfo_long(handle, CURLINFO_RESPONSE_CODE, &status)
-        return HTTPResponse(status: status, headers: context.headers, body: context.collected)
+        return HTTPResponse(status: try handle.long(CURLINFO_RESPONSE_CODE), headers: context.headers,
+                            body: context.collected)
+    }
+
+    /// Verifies every server (libcurl's default, set anyway so no default can change it)
+    /// and, with `request.tls`, trusts only its CA and presents its client certificate.
+    private static func configureTLS(_ request: HTTPRequest, on handle: CurlEasyHandle) throws {
+        try handle.set(CURLOPT_SSL_VERIFYPEER, 1)
+        try handle.set(CURLOPT_SSL_VERIFYHOST, 2)
+        guard let tls = request.tls else { return }
+        guard request.url.lowercased().hasPrefix("https://") else {
+            throw HTTPTransportError(target: handle.target, message: "TLS files were given for a URL that is not https")
+        }
+        try handle.set(CURLOPT_CAINFO, tls.caCertificate)
+        // libcurl would also trust the system's CA directory (/etc/ssl/certs); only the
+        // private CA may vouch for the server.
+        try handle.set(CURLOPT_CAPATH, nil)
+        if let client = tls.client {
+            try handle.set(CURLOPT_SSLCERTTYPE, "PEM")
+            try handle.set(CURLOPT_SSLCERT, client.certificate)
+            try handle.set(CURLOPT_SSLKEYTYPE, "PEM")
+            try handle.set(CURLOPT_SSLKEY, client.key)
+        }
     }
 
     /// Fetches `url` with GET and returns the whole response.
@@ -177,6 +244,13 @@ private final class TransferContext {
     var headers: [String: String] = [:]
     var collected = Data()
     var callbackError: Error?
+    /// From libcurl's log (TLS requests only): the alert a server sent refusing our client
+    /// certificate, and whether it asked for one at all.
+    private(set) var tlsRefusal: String?
+    private(set) var serverAskedForCertificate = false
+    /// Whether any of the request body went out or any response came back.
+    var exchangedData: Bool { status != 0 || uploadedSome }
+    private var uploadedSome = false
 
     init(source: HTTPBodySource?, sink: HTTPBodySink?) {
         self.source = source
@@ -196,6 +270,13 @@ private final class TransferContext {
         }
     }
 
+    func noteLog(_ bytes: UnsafeRawBufferPointer) {
+        let line = String(decoding: bytes.prefix(400), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        if TLSProblem.isRefusal(line) { tlsRefusal = line }
+        // OpenSSL's trace of the server's CertificateRequest message.
+        if line.contains("TLS handshake, Request CERT") { serverAskedForCertificate = true }
+    }
+
     func receiveBody(_ bytes: UnsafeRawBufferPointer) -> Bool {
         guard let sink, status < 300 else {
             collected.append(contentsOf: bytes)
@@ -213,7 +294,9 @@ private final class TransferContext {
     func supplyBody(_ buffer: UnsafeMutableRawBufferPointer) -> Int {
         if let source {
             do {
-                return try source(buffer)
+                let count = try source(buffer)
+                if count > 0 { uploadedSome = true }
+                return count
             } catch {
                 callbackError = error
                 return Int(CURL_READFUNC_ABORT)
@@ -225,6 +308,7 @@ private final class TransferContext {
                 buffer.copyMemory(from: UnsafeRawBufferPointer(rebasing: bytes[uploadOffset..<uploadOffset + count]))
             }
             uploadOffset += count
+            uploadedSome = true
         }
         return count
     }

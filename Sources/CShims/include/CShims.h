@@ -19,7 +19,12 @@ CURLcode devenv_curl_setopt_string(CURL *handle, CURLoption option, const char *
 CURLcode devenv_curl_setopt_pointer(CURL *handle, CURLoption option, void *value);
 CURLcode devenv_curl_setopt_data_callback(CURL *handle, CURLoption option, devenv_curl_data_callback callback);
 CURLcode devenv_curl_setopt_progress_callback(CURL *handle, devenv_curl_progress_callback callback);
+typedef int (*devenv_curl_debug_callback)(CURL *handle, curl_infotype type, char *data, size_t size, void *context);
+CURLcode devenv_curl_setopt_debug_callback(CURL *handle, devenv_curl_debug_callback callback);
 CURLcode devenv_curl_getinfo_long(CURL *handle, CURLINFO info, long *value);
+/// libcurl's name of `option` without the CURLOPT_ prefix (e.g. "SSLCERT"), for error
+/// messages; static storage, never NULL.
+const char *devenv_curl_option_name(CURLoption option);
 
 void devenv_ssh_init_server_callbacks(struct ssh_server_callbacks_struct *callbacks);
 void devenv_ssh_init_channel_callbacks(struct ssh_channel_callbacks_struct *callbacks);
