@@ -1,13 +1,17 @@
 import CurlHTTP
 import Foundation
 
-/// A blocking client for the Docker Engine API over its unix socket (or TCP), built on libcurl.
+/// A blocking client for the Docker Engine API over its unix socket or TCP, built on libcurl.
 ///
-/// Every call blocks its caller's thread; keep it off Swift's cooperative pool. Safe to use
-/// from many threads at once: each request has its own libcurl handle.
+/// A `tcp://` engine is reached over HTTPS with client certificates when a `DockerTLS`
+/// directory is given (an engine started with `--tlsverify`), and over plain HTTP only
+/// when none is. Every call blocks its caller's thread; keep it off Swift's cooperative
+/// pool. Safe to use from many threads at once: each request has its own libcurl handle.
 public final class DockerClient: @unchecked Sendable {
     /// Where requests go, as given (`unix:///var/run/docker.sock`, `tcp://host:port`).
     public let endpoint: String
+    /// The TLS directory in use: nil for a unix socket and for plain-HTTP TCP.
+    public let tls: DockerTLS?
     private let socketPath: String?
     private let baseURL: String
     private let requestTimeout: TimeInterval
@@ -19,21 +23,40 @@ public final class DockerClient: @unchecked Sendable {
 
     /// - Parameters:
     ///   - host: a `DOCKER_HOST` value; nil reads the environment, defaulting to the local socket.
+    ///   - tls: the certificates for a `tcp://` host, which is then reached over HTTPS (port
+    ///     2376 unless the host names one, as the docker CLI does); ignored for a unix socket.
     ///   - requestTimeout: the limit for ordinary (non-streaming) requests.
-    public init(host: String? = nil, requestTimeout: TimeInterval = 60) {
+    public init(host: String? = nil, tls: DockerTLS? = nil, requestTimeout: TimeInterval = 60) {
         let host = host ?? ProcessInfo.processInfo.environment["DOCKER_HOST"] ?? "unix:///var/run/docker.sock"
         endpoint = host
         self.requestTimeout = requestTimeout
         if host.hasPrefix("unix://") {
             socketPath = String(host.dropFirst("unix://".count))
             baseURL = "http://localhost"
+            self.tls = nil
         } else if host.hasPrefix("tcp://") {
             socketPath = nil
-            baseURL = "http://" + host.dropFirst("tcp://".count)
+            let address = Self.withDefaultPort(String(host.dropFirst("tcp://".count)), tls: tls != nil)
+            baseURL = (tls == nil ? "http://" : "https://") + address
+            self.tls = tls
         } else {
             socketPath = host
             baseURL = "http://localhost"
+            self.tls = nil
         }
+    }
+
+    /// True for a `tcp://` engine reached without TLS: unauthenticated and unencrypted.
+    public var isPlainTCP: Bool { socketPath == nil && tls == nil }
+
+    /// `address` with Docker's default port when it names none: 2376 for TLS, 2375 without.
+    static func withDefaultPort(_ address: String, tls: Bool) -> String {
+        let path = address.firstIndex(of: "/").map { address[$0...] } ?? ""
+        let authority = address.dropLast(path.count)
+        // An IPv6 literal's colons are inside its brackets.
+        let afterHost = authority.lastIndex(of: "]").map { authority[$0...] } ?? authority
+        guard !authority.isEmpty, !afterHost.contains(":") else { return address }
+        return "\(authority):\(tls ? 2376 : 2375)\(path)"
     }
 
     /// The API version in use, negotiated from `/_ping` on first use and again after a failure.
@@ -42,6 +65,12 @@ public final class DockerClient: @unchecked Sendable {
         if let negotiatedVersion { lock.unlock(); return negotiatedVersion }
         lock.unlock()
         let response = try send(HTTPRequest(url: baseURL + "/_ping", timeout: 10), operation: "ping")
+        if response.status == 400, isPlainTCP,
+           String(decoding: response.body, as: UTF8.self).contains("HTTP request to an HTTPS server") {
+            EngineErrorCount.note("ping")
+            throw DockerError.tls(endpoint: endpoint, reason: "the engine requires TLS, and no TLS directory "
+                                  + "(ca.pem, cert.pem, key.pem) is configured for it")
+        }
         guard response.status == 200, let engineVersion = response.headers["api-version"] else {
             throw DockerError.badResponse("/_ping answered \(response.status) without Api-Version")
         }
@@ -98,6 +127,7 @@ public final class DockerClient: @unchecked Sendable {
     private func send(_ request: HTTPRequest, sink: HTTPBodySink? = nil, operation: String) throws -> HTTPResponse {
         var request = request
         request.unixSocketPath = socketPath
+        request.tls = tls?.files
         do {
             return try HTTPClient.perform(request, sink: sink)
         } catch let error as HTTPTransportError {
@@ -107,6 +137,9 @@ public final class DockerClient: @unchecked Sendable {
             lock.unlock()
             if let inner = error.callbackError { throw DockerError.stream("\(inner)") }
             if error.isTimeout { throw DockerError.timedOut(endpoint: endpoint, operation: operation) }
+            if let problem = error.tlsProblem, let tls {
+                throw DockerError.tls(endpoint: endpoint, reason: tls.explain(problem, detail: error.message))
+            }
             throw DockerError.unreachable(endpoint: endpoint, reason: error.message)
         }
     }

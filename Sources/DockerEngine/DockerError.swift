@@ -2,6 +2,9 @@
 public enum DockerError: Error, Equatable, CustomStringConvertible {
     /// Nothing answered on the engine's socket (or TCP address).
     case unreachable(endpoint: String, reason: String)
+    /// TLS with a `tcp://` engine failed: its certificate is not trusted, it refused ours,
+    /// ours cannot be loaded, or the engine requires TLS and none is configured.
+    case tls(endpoint: String, reason: String)
     /// The engine did not answer in time.
     case timedOut(endpoint: String, operation: String)
     /// 404: no such container, volume, network or image.
@@ -21,6 +24,8 @@ public enum DockerError: Error, Equatable, CustomStringConvertible {
         switch self {
         case .unreachable(let endpoint, let reason):
             return "the Docker engine is unreachable at \(endpoint) (\(reason))"
+        case .tls(let endpoint, let reason):
+            return "TLS with the Docker engine at \(endpoint) failed: \(reason)"
         case .timedOut(let endpoint, let operation):
             return "the Docker engine at \(endpoint) did not answer \(operation) in time"
         case .notFound(let message): return message
