@@ -40,7 +40,7 @@ struct AddUserCommand: ParsableCommand {
             for key in stored { print("  \(describe(key))") }
         }
         let volume = try global.workspaceSettings().volumeName(for: user)
-        if (try? DockerClient(requestTimeout: 5).inspectVolume(volume)) != nil {
+        if (try? global.dockerClient(requestTimeout: 5).inspectVolume(volume)) != nil {
             print("the existing home volume \(volume) is reattached")
         }
     }

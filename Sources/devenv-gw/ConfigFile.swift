@@ -1,5 +1,6 @@
 import ArgumentParser
 import Audit
+import DockerEngine
 import Egress
 import Foundation
 import Gateway
@@ -40,6 +41,9 @@ enum ConfigKey: String, CaseIterable {
     case swarmNetwork = "swarm-network"
     /// Each node's own engine, `"HOSTNAME=unix://…"`: homes, processes and swap limits.
     case swarmNodeEngines = "swarm-node-engines"
+    /// The directory with `ca.pem`, `cert.pem` and `key.pem` for every `tcp://` engine
+    /// (`EngineTLSConfig`).
+    case dockerTLSDir = "docker-tls-dir"
 
     /// What a key's value must be.
     enum Kind {
@@ -64,7 +68,7 @@ enum ConfigKey: String, CaseIterable {
     var kind: Kind {
         switch self {
         case .stateDir, .prefix, .audit, .hostkeys, .image, .forwarding, .compression, .metricsListen, .backend,
-             .swarmManager, .swarmNetwork: return .string
+             .swarmManager, .swarmNetwork, .dockerTLSDir: return .string
         case .listen: return .addresses
         case .egressDeny, .swarmNodeEngines: return .list
         case .authTimeout, .idleTimeout, .clientAliveInterval: return .seconds
@@ -111,6 +115,9 @@ enum ConfigKey: String, CaseIterable {
             return ["engine", "swarm"].contains(text) ? nil : "use engine or swarm"
         case (.swarmManager, .string(let text)), (.swarmNetwork, .string(let text)):
             return text.isEmpty ? "must not be empty" : nil
+        case (.dockerTLSDir, .string(let directory)):
+            if directory.isEmpty { return "must not be empty" }
+            return Self.refusal { _ = try DockerTLS(directory: directory) }
         case (.swarmNodeEngines, .strings(let entries)):
             return entries.first { SwarmConfig.nodeEngine($0) == nil }
                 .map { "\(UserName.quoted($0)) is not HOSTNAME=unix://PATH or HOSTNAME=tcp://HOST:PORT" }

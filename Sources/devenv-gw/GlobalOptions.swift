@@ -59,6 +59,8 @@ struct GlobalOptions: ParsableArguments {
         if let given = auditFlag ?? Self.environment("DEVENV_GW_AUDIT"), AuditLog.Destination(rawValue: given) == nil {
             throw ValidationError("invalid audit destination \(UserName.quoted(given)): use stderr, journald or auto")
         }
+        // Before any command changes anything: a bad TLS directory is refused here.
+        _ = try dockerTLS()
     }
 
     /// `^[a-z][a-z0-9-]{0,15}$`, checked on bytes so no Unicode lookalike passes.
@@ -122,10 +124,33 @@ struct GlobalOptions: ParsableArguments {
         let settings = try workspaceSettings(flags)
         switch CurrentConfig.file.string(.backend) ?? "engine" {
         case "swarm":
-            return SwarmConfig(file: CurrentConfig.file).backend(settings: settings)
+            return SwarmConfig(file: CurrentConfig.file).backend(settings: settings, tls: try dockerTLS())
         default:
-            return WorkspaceManager(docker: DockerClient(), settings: settings)
+            return WorkspaceManager(docker: try dockerClient(), settings: settings)
         }
+    }
+
+    /// The TLS directory for `tcp://` engines, or nil (`EngineTLSConfig`).
+    func dockerTLS() throws -> DockerTLS? {
+        try EngineTLSConfig.load()
+    }
+
+    /// A client for the engine DOCKER_HOST names, over TLS when it is `tcp://` and a TLS
+    /// directory is configured.
+    func dockerClient(requestTimeout: TimeInterval = 60) throws -> DockerClient {
+        DockerClient(tls: try dockerTLS(), requestTimeout: requestTimeout)
+    }
+
+    /// The engines of the configured backend that would be reached over plain HTTP:
+    /// `tcp://` with no TLS directory.
+    func plainTCPEngines() throws -> [String] {
+        var hosts: [String?] = [nil]  // nil: DOCKER_HOST
+        if CurrentConfig.file.string(.backend) == "swarm" {
+            let swarm = SwarmConfig(file: CurrentConfig.file)
+            hosts = [swarm.manager] + swarm.nodeEngines.keys.sorted().map { swarm.nodeEngines[$0] }
+        }
+        let tls = try dockerTLS()
+        return hosts.map { DockerClient(host: $0, tls: tls) }.filter(\.isPlainTCP).map(\.endpoint)
     }
 
     /// When each user last used their workspace, as the gateway records it.

@@ -100,6 +100,16 @@ struct ServeCommand: ParsableCommand {
         }
         let audit = try global.openAuditLog()
         let registry = try global.openRegistry()
+        if let tls = try global.dockerTLS() {
+            logger.info("tcp:// Docker engines are reached over TLS with the certificates in \(tls.directory)")
+        }
+        for endpoint in try global.plainTCPEngines() {
+            logger.warning("""
+                the Docker engine at \(endpoint) is reached over plain HTTP, unauthenticated and unencrypted: \
+                whoever reaches that port controls the engine; start it with --tlsverify and set docker-tls-dir \
+                (README, docs/scale-out.md)
+                """)
+        }
         let manager = try global.workspaceBackend(workspace.flags)
         if manager is SwarmWorkspaces {
             // The egress rules guard a bridge on this host; a swarm's workspaces are on its

@@ -22,12 +22,15 @@ struct ServeSettings {
     var configPath: String?
     /// Where `/metrics` is served (`metrics-listen`); nil serves none.
     var metricsListen: MetricsListenAddress?
+    /// The TLS directory for `tcp://` engines (`docker-tls-dir` or Docker's variables); nil for none.
+    var dockerTLSDirectory: String?
 
     init(_ command: ServeCommand, file: ConfigFile = CurrentConfig.file) throws {
         stateDir = command.global.stateDir
         prefix = command.global.prefix
         audit = command.global.audit
         configPath = file.path
+        dockerTLSDirectory = EngineTLSConfig.directory(file: file)?.path
         workspace = try command.global.workspaceSettings(command.workspace.flags, file: file)
 
         if !command.listen.isEmpty { try ConfigKey.listen.checkFlag(.strings(command.listen)) }
@@ -134,6 +137,7 @@ extension ServeSettings {
                             .map { quoted("\($0.key)=\($0.value)") }.joined(separator: ", ") + "]")]
             if let manager = swarm.manager { values.append((.swarmManager, quoted(manager))) }
         }
+        if let dockerTLSDirectory { values.append((.dockerTLSDir, quoted(dockerTLSDirectory))) }
         let header = "# devenv-gw serve settings" + (configPath.map { " (config file \(displayText($0)))" } ?? "")
         return ([header] + values.map { "\($0.0.rawValue) = \($0.1)" }).joined(separator: "\n") + "\n"
     }

@@ -22,8 +22,10 @@ struct SwarmConfig {
         return (hostname, endpoint)
     }
 
-    func backend(settings: WorkspaceSettings) -> SwarmWorkspaces {
-        SwarmWorkspaces(manager: DockerClient(host: manager), nodeEngines: nodeEngines.mapValues { DockerClient(host: $0) },
+    /// The backend; `tls` is used for every `tcp://` engine among the manager and the nodes.
+    func backend(settings: WorkspaceSettings, tls: DockerTLS?) -> SwarmWorkspaces {
+        SwarmWorkspaces(manager: DockerClient(host: manager, tls: tls),
+                        nodeEngines: nodeEngines.mapValues { DockerClient(host: $0, tls: tls) },
                         network: network, settings: settings)
     }
 }
