@@ -78,7 +78,7 @@ let package = Package(
         ),
 
         .testTarget(name: "SSHKeysTests", dependencies: ["SSHKeys"], swiftSettings: swift5),
-        .testTarget(name: "DockerEngineTests", dependencies: ["DockerEngine", "TestSupport"], swiftSettings: swift5),
+        .testTarget(name: "DockerEngineTests", dependencies: ["DockerEngine", "CurlHTTP", "TestSupport"], swiftSettings: swift5),
         .testTarget(name: "WorkspacesTests", dependencies: ["Workspaces", "SSHKeys", "TestSupport"], swiftSettings: swift5),
         .testTarget(name: "RegistryTests", dependencies: ["Registry", "SSHKeys", "UserNames", "CSQLite"], swiftSettings: swift5),
         .testTarget(name: "CLITests", dependencies: ["TestSupport"], swiftSettings: swift5),
