@@ -11,7 +11,9 @@ struct DevenvGW: ParsableCommand {
         discussion: """
             Every command works on the state directory (--state-dir) and the instance prefix \
             (--prefix). The Docker engine is the one DOCKER_HOST names (default \
-            unix:///var/run/docker.sock).
+            unix:///var/run/docker.sock); a tcp:// engine is reached over TLS with the \
+            ca.pem, cert.pem and key.pem of the config file's docker-tls-dir (or of \
+            DOCKER_CERT_PATH when DOCKER_TLS_VERIFY is set).
 
             Exit status: 0 on success, 1 when the command fails, 2 on a usage error.
             """,
