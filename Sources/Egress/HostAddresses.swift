@@ -21,3 +21,29 @@ public enum HostAddresses {
         return result.sorted()
     }
 }
+
+extension HostAddresses {
+    /// The address this host's packets to `destination` leave from, as the kernel's routes
+    /// choose it, or nil when there is no route. Nothing is sent: a UDP socket is only
+    /// connected.
+    public static func source(toward destination: UInt32) -> UInt32? {
+        let socketFD = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        guard socketFD >= 0 else { return nil }
+        defer { close(socketFD) }
+        var remote = sockaddr_in()
+        remote.sin_family = sa_family_t(AF_INET)
+        remote.sin_port = in_port_t(9).bigEndian
+        remote.sin_addr.s_addr = destination.bigEndian
+        let connected = withUnsafePointer(to: &remote) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(socketFD, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else { return nil }
+        var local = sockaddr_in()
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let named = withUnsafeMutablePointer(to: &local) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(socketFD, $0, &length) }
+        }
+        guard named == 0 else { return nil }
+        return UInt32(bigEndian: local.sin_addr.s_addr)
+    }
+}

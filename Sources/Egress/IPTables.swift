@@ -11,17 +11,34 @@ public struct IPTables: Sendable {
     /// error when it fails.
     @discardableResult
     public func run(_ arguments: [String]) throws -> String {
+        try Self.execute(path, ["-w", "5"] + arguments, input: nil)
+    }
+
+    /// Loads `rules` (iptables-save's format) with the matching `iptables-restore
+    /// --noflush`: in one commit, so a chain it declares is replaced whole, never seen half
+    /// built; chains it does not name are left alone.
+    public func restore(_ rules: String) throws {
+        try Self.execute(path + "-restore", ["--noflush", "-w", "5"], input: Data(rules.utf8))
+    }
+
+    @discardableResult
+    private static func execute(_ path: String, _ arguments: [String], input: Data?) throws -> String {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: path)
-        process.arguments = ["-w", "5"] + arguments
-        let output = Pipe(), errors = Pipe()
+        process.arguments = arguments
+        let output = Pipe(), errors = Pipe(), feed = Pipe()
         process.standardOutput = output
         process.standardError = errors
-        process.standardInput = FileHandle.nullDevice
+        process.standardInput = input == nil ? FileHandle.nullDevice : feed
         do {
             try process.run()
         } catch {
             throw EgressFirewallError("cannot run \(path): \(error.localizedDescription)")
+        }
+        if let input {
+            // A few rules: far less than a pipe holds, so writing before reading cannot block.
+            try feed.fileHandleForWriting.write(contentsOf: input)
+            try feed.fileHandleForWriting.close()
         }
         // Rule listings are small, but read both pipes before waiting so neither can fill.
         let text = output.fileHandleForReading.readDataToEndOfFile()

@@ -188,17 +188,15 @@ extension ServeCommand {
             throw CLIError("cannot install the egress rules: \(error); run the gateway with CAP_NET_ADMIN and "
                            + "iptables, or set egress-deny = [] to let workspaces reach every address")
         }
-        let egress = EgressGuard(firewall: firewall, policy: policy, bridge: {
+        let rules = EgressRules(firewall: firewall, policy: policy, bridge: {
             guard let bridge = try manager.prepareNetwork() else {
                 throw CLIError("the workspaces' network is not on this host")
             }
             return bridge
-        }, log: { logger.notice("\($0)") })
+        })
+        let egress = FirewallGuard(rules: [rules], log: { logger.notice("\($0)") })
         do {
-            let applied = try egress.apply()
-            let denied = applied.denied.isEmpty ? "nothing (egress-deny is none)"
-                : applied.denied.map(\.description).joined(separator: " ")
-            logger.info("egress rules: \(firewall.chain) drops new connections from \(applied.bridge) to \(denied)")
+            for applied in try egress.apply() { logger.info("egress rules: \(applied.summary)") }
         } catch let error as EgressFirewallError {
             throw CLIError("cannot install the egress rules: \(error); run the gateway with CAP_NET_ADMIN, "
                            + "or set egress-deny = [] to let workspaces reach every address")

@@ -110,28 +110,10 @@ final class EgressFirewallTests: GatewayTestCase {
         return (bridgeAddress, hostPort, metadataPort, outsidePort)
     }
 
-    /// A listening socket on `address` and a free port; the kernel completes handshakes
-    /// without an accept.
     private func listen(on address: String) throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var one: Int32 = 1
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-        var socketAddress = sockaddr_in()
-        socketAddress.sin_family = sa_family_t(AF_INET)
-        socketAddress.sin_addr.s_addr = inet_addr(address)
-        let bound = withUnsafePointer(to: &socketAddress) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard bound == 0, Glibc.listen(fd, 16) == 0 else {
-            close(fd)
-            throw POSIXError(.EADDRINUSE)
-        }
-        listeners.append(fd)
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &socketAddress) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
-        }
-        return Int(UInt16(bigEndian: socketAddress.sin_port))
+        let listener = try ListeningSocket(on: address)
+        listeners.append(listener.fd)
+        return listener.port
     }
 
     /// Whether a TCP connect from alice's workspace succeeds within 3 s.
