@@ -72,6 +72,13 @@ start_nodes() {
   for i in "${!nodes[@]}"; do
     node=${nodes[$i]}
     state=$(docker container inspect -f '{{.State.Status}}' "$node" 2>/dev/null) || state=absent
+    # A node made from an older node image is made again; its engine's data (swarm
+    # membership, images, volumes) is on its volume and stays.
+    if [ "$state" != absent ] && [ "$(docker container inspect -f '{{.Image}}' "$node")" != "$(docker image inspect -f '{{.Id}}' "$node_image")" ]; then
+      log "recreating $node from the current $node_image"
+      docker rm -f "$node" >/dev/null
+      state=absent
+    fi
     case $state in
       running) ;;
       absent)
@@ -86,7 +93,7 @@ start_nodes() {
           --cap-add ALL --cap-drop SYS_RESOURCE --security-opt seccomp=unconfined \
           --security-opt apparmor=unconfined --security-opt systempaths=unconfined \
           --volume /sys/fs/cgroup:/sys/fs/cgroup:rw --tmpfs /run \
-          --network "$network" --ip "${addresses[$i]}" --env "DEVENV_SWARM_GATEWAY=$gateway_address" \
+          --network "$network" --ip "${addresses[$i]}" \
           --volume "$node-data:/var/lib/docker" --volume "$run_dir/$node:/run/devenv-swarm" \
           "$node_image" --cgroup-parent "/$node" >/dev/null ;;
       *)

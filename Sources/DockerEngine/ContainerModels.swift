@@ -45,10 +45,12 @@ public struct HostConfig: Codable, Sendable, Equatable {
     public var networkMode: String?
     public var readonlyRootfs: Bool?
     public var init_: Bool?
+    public var restartPolicy: RestartPolicy?
 
     public init(memory: Int64? = nil, memorySwap: Int64? = nil, pidsLimit: Int64? = nil, cpuShares: Int? = nil,
                 capDrop: [String]? = nil, capAdd: [String]? = nil, securityOpt: [String]? = nil,
-                mounts: [Mount]? = nil, networkMode: String? = nil, init_: Bool? = nil) {
+                mounts: [Mount]? = nil, networkMode: String? = nil, init_: Bool? = nil,
+                restartPolicy: RestartPolicy? = nil) {
         self.memory = memory
         self.memorySwap = memorySwap
         self.pidsLimit = pidsLimit
@@ -59,12 +61,20 @@ public struct HostConfig: Codable, Sendable, Equatable {
         self.mounts = mounts
         self.networkMode = networkMode
         self.init_ = init_
+        self.restartPolicy = restartPolicy
+    }
+
+    /// When the engine restarts the container: `no`, `always`, `unless-stopped`, `on-failure`.
+    public struct RestartPolicy: Codable, Sendable, Equatable {
+        public var name: String
+        public init(_ name: String) { self.name = name }
+        enum CodingKeys: String, CodingKey { case name = "Name" }
     }
 
     enum CodingKeys: String, CodingKey {
         case memory = "Memory", memorySwap = "MemorySwap", pidsLimit = "PidsLimit", cpuShares = "CpuShares"
         case capDrop = "CapDrop", capAdd = "CapAdd", securityOpt = "SecurityOpt", mounts = "Mounts"
-        case networkMode = "NetworkMode", readonlyRootfs = "ReadonlyRootfs", init_ = "Init"
+        case networkMode = "NetworkMode", readonlyRootfs = "ReadonlyRootfs", init_ = "Init", restartPolicy = "RestartPolicy"
     }
 }
 
@@ -209,9 +219,16 @@ public struct NetworkDetails: Decodable, Sendable {
     public let driver: String
     public let options: [String: String]?
     public let labels: [String: String]?
+    /// The config-only network a swarm-scoped network takes each node's options from.
+    public let configFrom: ConfigFrom?
+
+    public struct ConfigFrom: Decodable, Sendable {
+        public let network: String
+        enum CodingKeys: String, CodingKey { case network = "Network" }
+    }
 
     enum CodingKeys: String, CodingKey {
-        case id = "Id", name = "Name", driver = "Driver", options = "Options", labels = "Labels"
+        case id = "Id", name = "Name", driver = "Driver", options = "Options", labels = "Labels", configFrom = "ConfigFrom"
     }
 
     /// The host interface of a bridge network: the name its options give, else the one

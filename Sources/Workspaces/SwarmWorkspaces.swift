@@ -18,10 +18,14 @@ public final class SwarmWorkspaces: WorkspaceBackend, @unchecked Sendable {
     /// The swarm-scoped network workspaces join; the gateway must reach its addresses.
     public let network: String
     /// Each node's own engine, by node hostname.
-    private let nodeEngines: [String: DockerClient]
+    let nodeEngines: [String: DockerClient]
     let locks: WorkspaceLocks
     /// Held while a new workspace's node is chosen and its service created.
     private let placement = NSLock()
+    /// The nodes whose guard has its rules in place (`ensureNodeGuards`); nil while this
+    /// process runs no guards, when every ready node takes workspaces.
+    private var guardedNodes: Set<String>?
+    private let guardedNodesLock = NSLock()
 
     /// Name of the file, under `/run/secrets`, that carries the identity tar.
     static let identityFile = "devenv-identity"
@@ -137,6 +141,10 @@ public final class SwarmWorkspaces: WorkspaceBackend, @unchecked Sendable {
         }
     }
 
+    func setGuardedNodes(_ nodes: Set<String>) {
+        guardedNodesLock.withLock { guardedNodes = nodes }
+    }
+
     // MARK: - Internals
 
     private func ensureLocked(_ identity: WorkspaceIdentity) throws -> WorkspaceEndpoint {
@@ -203,14 +211,16 @@ public final class SwarmWorkspaces: WorkspaceBackend, @unchecked Sendable {
         let wanted = try engine.listServices(labels: ["\(WorkspaceLabel.instance)=\(settings.prefix)"])
             .filter { ($0.replicas ?? 0) > 0 }
         let counts = Dictionary(grouping: wanted.compactMap(pinnedNodeID), by: { $0 }).mapValues(\.count)
-        let candidates = nodes.filter(\.takesWorkspaces).sorted {
+        let guarded = guardedNodesLock.withLock { guardedNodes }
+        let candidates = nodes.filter { $0.takesWorkspaces && guarded?.contains($0.hostname) ?? true }.sorted {
             let (a, b) = (counts[$0.id] ?? 0, counts[$1.id] ?? 0)
             if a != b { return a < b }
             if $0.memoryBytes != $1.memoryBytes { return $0.memoryBytes > $1.memoryBytes }
             return $0.hostname < $1.hostname
         }
         guard let node = candidates.first else {
-            throw WorkspaceError.engine(.badResponse("no swarm node is ready and active"))
+            throw WorkspaceError.engine(.badResponse("no swarm node is ready and active"
+                                                     + (guarded == nil ? "" : " with its node guard in place")))
         }
         return node
     }

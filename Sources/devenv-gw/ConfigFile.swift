@@ -41,6 +41,8 @@ enum ConfigKey: String, CaseIterable {
     case swarmNetwork = "swarm-network"
     /// Each node's own engine, `"HOSTNAME=unix://…"`: homes, processes and swap limits.
     case swarmNodeEngines = "swarm-node-engines"
+    /// The image each node's firewall guard runs (the gateway's image), or `none`.
+    case swarmNodeGuard = "swarm-node-guard"
     /// The directory with `ca.pem`, `cert.pem` and `key.pem` for every `tcp://` engine
     /// (`EngineTLSConfig`).
     case dockerTLSDir = "docker-tls-dir"
@@ -68,7 +70,7 @@ enum ConfigKey: String, CaseIterable {
     var kind: Kind {
         switch self {
         case .stateDir, .prefix, .audit, .hostkeys, .image, .forwarding, .compression, .metricsListen, .backend,
-             .swarmManager, .swarmNetwork, .dockerTLSDir: return .string
+             .swarmManager, .swarmNetwork, .swarmNodeGuard, .dockerTLSDir: return .string
         case .listen: return .addresses
         case .egressDeny, .swarmNodeEngines: return .list
         case .authTimeout, .idleTimeout, .clientAliveInterval: return .seconds
@@ -113,7 +115,7 @@ enum ConfigKey: String, CaseIterable {
             return (1...1000).contains(count) ? nil : "must be 1 to 1000"
         case (.backend, .string(let text)):
             return ["engine", "swarm"].contains(text) ? nil : "use engine or swarm"
-        case (.swarmManager, .string(let text)), (.swarmNetwork, .string(let text)):
+        case (.swarmManager, .string(let text)), (.swarmNetwork, .string(let text)), (.swarmNodeGuard, .string(let text)):
             return text.isEmpty ? "must not be empty" : nil
         case (.dockerTLSDir, .string(let directory)):
             if directory.isEmpty { return "must not be empty" }

@@ -26,6 +26,7 @@ struct DevenvGW: ParsableCommand {
             KeysCommand.self,
             PSCommand.self,
             NodesCommand.self,
+            NodeGuardCommand.self,
             StatusCommand.self,
             BackupCommand.self,
             RestoreCommand.self,

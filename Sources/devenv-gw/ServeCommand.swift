@@ -111,14 +111,10 @@ struct ServeCommand: ParsableCommand {
                 """)
         }
         let manager = try global.workspaceBackend(workspace.flags)
-        if manager is SwarmWorkspaces {
-            // The egress rules guard a bridge on this host; a swarm's workspaces are on its
-            // nodes, where the rules are not installed yet (docs/scale-out.md).
-            guard settings.egress.isOff else {
-                throw CLIError("egress-deny is enforced on this host only, and swarm workspaces run on the nodes: "
-                               + "set egress-deny = [] with backend = \"swarm\" and firewall the nodes (docs/scale-out.md)")
-            }
+        if let swarm = manager as? SwarmWorkspaces {
             _ = try manager.prepareNetwork()
+            try guardSwarmNodes(swarm, policy: settings.egress,
+                                image: SwarmConfig(file: CurrentConfig.file).nodeGuardImage, logger: logger)
         } else {
             try guardEgress(settings.egress, manager: manager, logger: logger)
         }

@@ -134,7 +134,8 @@ extension ServeSettings {
             let swarm = SwarmConfig(file: CurrentConfig.file)
             values += [(.backend, quoted("swarm")), (.swarmNetwork, quoted(swarm.network)),
                        (.swarmNodeEngines, "[" + swarm.nodeEngines.sorted { $0.key < $1.key }
-                            .map { quoted("\($0.key)=\($0.value)") }.joined(separator: ", ") + "]")]
+                            .map { quoted("\($0.key)=\($0.value)") }.joined(separator: ", ") + "]"),
+                       (.swarmNodeGuard, quoted(swarm.nodeGuardImage ?? "none"))]
             if let manager = swarm.manager { values.append((.swarmManager, quoted(manager))) }
         }
         if let dockerTLSDirectory { values.append((.dockerTLSDir, quoted(dockerTLSDirectory))) }

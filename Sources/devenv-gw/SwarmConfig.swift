@@ -7,10 +7,17 @@ struct SwarmConfig {
     var manager: String?
     var network: String
     var nodeEngines: [String: String]
+    /// The image of each node's firewall guard; nil when the admin firewalls the nodes
+    /// (`swarm-node-guard = "none"`).
+    var nodeGuardImage: String?
+
+    static let defaultNodeGuardImage = "devenv-gw:latest"
 
     init(file: ConfigFile) {
         manager = file.string(.swarmManager)
         network = file.string(.swarmNetwork) ?? "devenv-ws"
+        let guardImage = file.string(.swarmNodeGuard) ?? Self.defaultNodeGuardImage
+        nodeGuardImage = guardImage == "none" ? nil : guardImage
         nodeEngines = Dictionary((file.strings(.swarmNodeEngines) ?? []).compactMap(Self.nodeEngine)) { $1 }
     }
 

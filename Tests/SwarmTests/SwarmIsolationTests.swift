@@ -7,11 +7,7 @@ final class SwarmIsolationTests: SwarmGatewayTestCase {
     func testWorkspacesCannotConnectToEachOtherOnTheSameOrAnotherNode() throws {
         // Placed one by one on the node with the fewest: 1, 2, 3, then 1 again.
         let users = ["ann", "ben", "cid", "dot"]
-        let identities = try users.map { try register($0) }
-        try gateway.start()
-        for (user, identity) in zip(users, identities) {
-            XCTAssertEqual(try identity.ssh(user, port: gateway.port, "true").status, 0)
-        }
+        let identities = try registerStartAndLogIn(users)
         let placed = try workspaces()
         let annNode = try XCTUnwrap(placed["ann"]?.node)
         let sameNode = try XCTUnwrap(users.dropFirst().first { placed[$0]?.node == annNode })

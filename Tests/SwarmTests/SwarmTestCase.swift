@@ -9,22 +9,49 @@ enum TestSwarm {
     static let runDirectory = ProcessInfo.processInfo.environment["DEVENV_SWARM_RUN"] ?? "/run/devenv-swarm"
     static let nodes = ["devenv-swarm-node1", "devenv-swarm-node2", "devenv-swarm-node3"]
     static let network = "devenv-ws"
+    /// This host's address on the nodes' network (scripts/swarm-cluster.sh): where the
+    /// gateway's connections to workspaces come from.
+    static let hostAddress = "10.213.0.1"
 
     static func endpoint(_ node: String) -> String { "unix://\(runDirectory)/\(node)/docker.sock" }
     static var manager: DockerClient { DockerClient(host: endpoint(nodes[0])) }
     static func engine(_ node: String) -> DockerClient { DockerClient(host: endpoint(node)) }
 
-    /// The config file that puts a gateway on the test swarm.
-    static func config(prefix: String, stateDirectory: String) -> String {
+    /// The config file that puts a gateway on the test swarm, with the default egress
+    /// rules and the node guard from this build's gateway image.
+    static func config(prefix: String, stateDirectory: String) throws -> String {
         """
         backend = "swarm"
         swarm-manager = "\(endpoint(nodes[0]))"
         swarm-network = "\(network)"
         swarm-node-engines = [\(nodes.map { "\"\($0)=\(endpoint($0))\"" }.joined(separator: ", "))]
-        egress-deny = []
+        swarm-node-guard = "\(try nodeGuardImage())"
         audit = "stderr"
 
         """
+    }
+
+    private static let imageLock = NSLock()
+    nonisolated(unsafe) private static var loadedImage: String?
+
+    /// The gateway image of this build (`GatewayImage`), loaded into every node's engine
+    /// once per test process: the node guard runs it.
+    static func nodeGuardImage() throws -> String {
+        try imageLock.withLock {
+            if let loadedImage { return loadedImage }
+            let image = try GatewayImage.ensureBuilt()
+            let wanted = try runProgram("/usr/bin/docker", ["image", "inspect", "-f", "{{.Id}}", image]).output
+            for node in nodes {
+                let present = try runProgram("/usr/bin/docker", ["-H", endpoint(node), "image", "inspect", "-f", "{{.Id}}", image])
+                if present.status == 0 && present.output == wanted { continue }
+                let loaded = try runShell("docker save \(shellQuoted(image)) | docker exec -i \(node) docker load -q")
+                guard loaded.status == 0 else {
+                    throw CocoaError(.fileWriteUnknown, userInfo: [NSLocalizedDescriptionKey: "loading \(image) into \(node): \(loaded.stderr)"])
+                }
+            }
+            loadedImage = image
+            return image
+        }
     }
 
     /// Removes every service, secret and volume of the instance `prefix` from the swarm.
@@ -42,6 +69,24 @@ enum TestSwarm {
         }
         for name in ((try? manager.listServices(labels: [label])) ?? []).map(\.name) { try? manager.removeService(name) }
         for id in secrets(prefix) { try? manager.removeSecret(id) }
+        removeNodeGuards(prefix)
+    }
+
+    /// The instance's node guards and the chains they left (a guard leaves its rules when
+    /// it stops, on purpose).
+    static func removeNodeGuards(_ prefix: String) {
+        for node in nodes {
+            try? engine(node).removeContainer("\(prefix)-node-guard", force: true)
+            _ = try? runShell("""
+                for chain in DEVENV-IN-\(prefix) DEVENV-EG-\(prefix); do
+                  for entry in INPUT DOCKER-USER; do
+                    docker exec \(node) iptables -w 5 -S $entry | grep -- "-j $chain\\$" | sed 's/^-A //' \\
+                      | while read -r rule; do docker exec \(node) iptables -w 5 -D $rule; done
+                  done
+                  docker exec \(node) iptables -w 5 -F $chain 2>/dev/null && docker exec \(node) iptables -w 5 -X $chain
+                done
+                """)
+        }
     }
 
     private static func secrets(_ prefix: String) -> [String] {
@@ -79,6 +124,17 @@ class SwarmGatewayTestCase: GatewayTestCase {
         TestSwarm.removeInstance(gateway?.prefix ?? "")
         for (node, tag) in nodeImages { _ = try? runShell("docker -H \(TestSwarm.endpoint(node)) rmi -f \(tag)") }
         unsetenv("DEVENV_GW_CONFIG")
+    }
+
+    /// Registers each user, starts the gateway and logs each in once, in order (a first
+    /// login places the workspace); returns their identities.
+    func registerStartAndLogIn(_ users: [String], file: StaticString = #filePath, line: UInt = #line) throws -> [SSHClientIdentity] {
+        let identities = try users.map { try register($0) }
+        try gateway.start()
+        for (user, identity) in zip(users, identities) {
+            XCTAssertEqual(try identity.ssh(user, port: gateway.port, "true").status, 0, file: file, line: line)
+        }
+        return identities
     }
 
     /// Each user's node and state, from `devenv-gw ps --json`.

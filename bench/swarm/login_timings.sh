@@ -49,6 +49,8 @@ listen = ["127.0.0.1:2392"]
 egress-deny = []
 audit = "stderr"
 backend = "swarm"
+# Timing only: no node guard (it would need the gateway image on every node).
+swarm-node-guard = "none"
 swarm-manager = "unix://$run/devenv-swarm-node1/docker.sock"
 swarm-node-engines = ["devenv-swarm-node1=unix://$run/devenv-swarm-node1/docker.sock", "devenv-swarm-node2=unix://$run/devenv-swarm-node2/docker.sock", "devenv-swarm-node3=unix://$run/devenv-swarm-node3/docker.sock"]
 TOML
