@@ -76,7 +76,9 @@ start_nodes() {
     # membership, images, volumes) is on its volume and stays.
     if [ "$state" != absent ] && [ "$(docker container inspect -f '{{.Image}}' "$node")" != "$(docker image inspect -f '{{.Id}}' "$node_image")" ]; then
       log "recreating $node from the current $node_image"
-      docker rm -f "$node" >/dev/null
+      # Stopped, not killed: see node-entrypoint.sh.
+      docker stop -t 60 "$node" >/dev/null
+      docker rm "$node" >/dev/null
       state=absent
     fi
     case $state in
@@ -93,7 +95,7 @@ start_nodes() {
           --cap-add ALL --cap-drop SYS_RESOURCE --security-opt seccomp=unconfined \
           --security-opt apparmor=unconfined --security-opt systempaths=unconfined \
           --volume /sys/fs/cgroup:/sys/fs/cgroup:rw --tmpfs /run \
-          --network "$network" --ip "${addresses[$i]}" \
+          --network "$network" --ip "${addresses[$i]}" --env "DEVENV_WS_SUBNET=10.214.$((i + 1)).0/24" \
           --volume "$node-data:/var/lib/docker" --volume "$run_dir/$node:/run/devenv-swarm" \
           "$node_image" --cgroup-parent "/$node" >/dev/null ;;
       *)

@@ -78,7 +78,7 @@ public final class SwarmWorkspaces: WorkspaceBackend, @unchecked Sendable {
             let instance = "\(WorkspaceLabel.instance)=\(settings.prefix)"
             let services = try engine.listServices(labels: [instance])
             let running = try runningTasksByService()
-            let nodes = Dictionary(uniqueKeysWithValues: try engine.listNodes().map { ($0.id, $0.hostname) })
+            let nodes = Dictionary(uniqueKeysWithValues: try engine.listNodes().map { ($0.id, $0) })
             var byUser: [String: WorkspaceStatus] = [:]
             for (hostname, node) in nodeEngines {
                 for volume in (try? node.listVolumes(labels: [instance])) ?? [] {
@@ -90,8 +90,10 @@ public final class SwarmWorkspaces: WorkspaceBackend, @unchecked Sendable {
             for service in services {
                 guard let user = service.labels[WorkspaceLabel.user] else { continue }
                 let task = running[service.id]
-                let state = task?.state == "running" ? "running" : (service.replicas ?? 0) > 0 ? "starting" : "stopped"
-                let node = task?.nodeID.flatMap { nodes[$0] } ?? pinnedNodeID(service).flatMap { nodes[$0] }
+                let pinned = pinnedNodeID(service).flatMap { nodes[$0] }
+                var state = task?.state == "running" ? "running" : (service.replicas ?? 0) > 0 ? "starting" : "stopped"
+                if let pinned, !pinned.takesWorkspaces { state = Self.nodeUnavailableState }
+                let node = task?.nodeID.flatMap { nodes[$0]?.hostname } ?? pinned?.hostname
                 byUser[user] = WorkspaceStatus(user: user, container: service.name, state: state, image: service.image,
                                                volume: settings.volumeName(for: try UserName(user)), node: node)
             }
@@ -141,6 +143,20 @@ public final class SwarmWorkspaces: WorkspaceBackend, @unchecked Sendable {
         }
     }
 
+    /// `ps`'s state of a workspace whose node is down, drained or paused.
+    public static let nodeUnavailableState = "node-unavailable"
+
+    /// Throws `.nodeUnavailable` when the node the service is pinned to is not ready and
+    /// active.
+    func requireNodeAvailable(for service: ServiceDetails) throws {
+        guard let id = pinnedNodeID(service), let node = try engine.listNodes().first(where: { $0.id == id }) else { return }
+        guard node.takesWorkspaces else {
+            throw WorkspaceError.nodeUnavailable(
+                workspace: service.name, node: node.hostname,
+                state: node.state == "ready" ? node.availability : node.state)
+        }
+    }
+
     func setGuardedNodes(_ nodes: Set<String>) {
         guardedNodesLock.withLock { guardedNodes = nodes }
     }
@@ -158,6 +174,11 @@ public final class SwarmWorkspaces: WorkspaceBackend, @unchecked Sendable {
             // volume and node.
             try removeService(of: user, on: try nodeEngine(for: stale))
             existing = nil
+        }
+        if let service = existing {
+            // Pinned to its home's node: while that node is away the swarm would only keep
+            // the task pending until the login gives up; say so at once.
+            try requireNodeAvailable(for: service)
         }
         var created = false
         var started = false
@@ -284,6 +305,8 @@ public final class SwarmWorkspaces: WorkspaceBackend, @unchecked Sendable {
     /// Waits until the service has a running task; fails early when its tasks fail.
     func waitForTask(of service: String, image: String? = nil) throws -> TaskDetails {
         let deadline = Date().addingTimeInterval(settings.sshdReadyTimeout)
+        // Failures from before this wait (the swarm keeps a few) do not count.
+        var earlierFailures: Int?
         var failures = 0
         var lastError = ""
         while Date() < deadline {
@@ -291,18 +314,30 @@ public final class SwarmWorkspaces: WorkspaceBackend, @unchecked Sendable {
             if let task = tasks.first(where: { $0.desiredState == "running" && $0.state == "running"
                 && (image == nil || $0.image == image || $0.image?.hasPrefix(image! + "@") == true) }) { return task }
             let failed = tasks.filter { ["failed", "rejected"].contains($0.state) }
-            if failed.count > failures {
-                failures = failed.count
+            let earlier = earlierFailures ?? failed.count
+            earlierFailures = earlier
+            if failed.count - earlier > failures {
+                failures = failed.count - earlier
                 lastError = failed.last?.error ?? lastError
                 // A task that fails three times will not come up: say why instead of waiting.
                 if failures >= 3 {
-                    throw WorkspaceError.engine(.badResponse("the workspace \(service) does not start: \(lastError)"))
+                    throw WorkspaceError.engine(.badResponse("the workspace \(service) does not start: \(lastError)"
+                                                             + Self.repairHint(for: lastError)))
                 }
             }
             usleep(100_000)
         }
         throw WorkspaceError.engine(.badResponse("the workspace \(service) has no running task after "
                                                  + "\(Int(settings.sshdReadyTimeout)) s" + (lastError.isEmpty ? "" : ": \(lastError)")))
+    }
+
+    /// What to do about a task error that only the node's admin can mend.
+    static func repairHint(for error: String) -> String {
+        // moby#37087: an engine that was away, or killed, with tasks on a swarm-scoped
+        // bridge keeps a stale network and rejects every new task on it.
+        guard error.hasPrefix("network "), error.hasSuffix(" exists") else { return "" }
+        return " (the node's engine kept a stale workspace network: restart it with its local network store "
+            + "cleared, docs/scale-out.md, \"A node that goes away\")"
     }
 
     /// Waits until the task's sshd answers; fails within half a second once the task
@@ -378,6 +413,12 @@ public final class SwarmWorkspaces: WorkspaceBackend, @unchecked Sendable {
                 return hostname
             } catch DockerError.notFound {
                 continue
+            } catch DockerError.unreachable(let endpoint, let reason) {
+                // A node that is away may hold the home: a new one elsewhere would split it.
+                if let away = try engine.listNodes().first(where: { $0.hostname == hostname && $0.state != "ready" }) {
+                    throw WorkspaceError.homeUnknown(user: user.value, node: hostname, state: away.state)
+                }
+                throw DockerError.unreachable(endpoint: endpoint, reason: reason)
             }
         }
         return nil

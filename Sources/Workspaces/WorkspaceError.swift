@@ -12,6 +12,10 @@ public enum WorkspaceError: Error, CustomStringConvertible {
     case busy(user: String, detail: String)
     /// Another operation held the workspace longer than the caller would wait.
     case locked(user: String, holder: String)
+    /// The swarm node that holds the workspace's home cannot run it now.
+    case nodeUnavailable(workspace: String, node: String, state: String)
+    /// A first login cannot tell whether the user's home is on a node that is away.
+    case homeUnknown(user: String, node: String, state: String)
 
     public var description: String {
         switch self {
@@ -28,6 +32,12 @@ public enum WorkspaceError: Error, CustomStringConvertible {
                 + (log.isEmpty ? "" : " (its last log lines: \(log.split(separator: "\n").joined(separator: " | ")))")
         case .locked(let user, let holder):
             return "the workspace of \(user) is busy: it is \(holder); try again in a minute"
+        case .nodeUnavailable(let workspace, let node, let state):
+            return "the workspace \(workspace) lives on swarm node \(node), which is \(state); its home is there, "
+                + "so it is back when the node is"
+        case .homeUnknown(let user, let node, let state):
+            return "cannot tell whether the home of \(user) is on swarm node \(node), which is \(state): "
+                + "a first login waits until the node is back, so that no second home is made"
         case .busy(let user, let detail):
             return "the workspace of \(user) changed during the operation: \(detail); try again"
         }
