@@ -74,6 +74,18 @@ extension SwarmWorkspaces {
         }
     }
 
+    /// The state of the guard's container on a node (`nodes` shows it).
+    func nodeGuardState(on hostname: String) -> String {
+        guard let nodeEngine = nodeEngines[hostname] else { return "unknown" }
+        do {
+            return try nodeEngine.inspectContainer(nodeGuardName).state.status
+        } catch DockerError.notFound {
+            return "absent"
+        } catch {
+            return "unknown"
+        }
+    }
+
     /// Removes the guard containers of this instance from every configured node. Their
     /// rules stay: a node without its guard stays closed, not open.
     public func removeNodeGuards() throws {

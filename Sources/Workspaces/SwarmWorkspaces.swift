@@ -110,7 +110,8 @@ public final class SwarmWorkspaces: WorkspaceBackend, @unchecked Sendable {
             return try engine.listNodes().map { node in
                 let pinned = services.filter { pinnedNodeID($0) == node.id }
                 return SwarmNodeUsage(node: node, workspaces: pinned.count,
-                                      running: pinned.filter { running[$0.id]?.state == "running" }.count)
+                                      running: pinned.filter { running[$0.id]?.state == "running" }.count,
+                                      guardState: nodeGuardState(on: node.hostname))
             }.sorted { $0.node.hostname < $1.node.hostname }
         }
     }
@@ -477,6 +478,9 @@ public struct SwarmNodeUsage: Sendable {
     /// Workspaces pinned to the node, running or not.
     public let workspaces: Int
     public let running: Int
+    /// The node's firewall guard: `running`, `absent`, the container's state, or
+    /// `unknown` when the node's engine does not answer.
+    public let guardState: String
 }
 
 /// Label keys only the Swarm backend sets.

@@ -31,6 +31,37 @@ final class SwarmLifecycleTests: SwarmGatewayTestCase {
         XCTAssertNotNil(try workspaces()["carol"]?.node)
     }
 
+    /// A home that holds data is replaced only with --force, which saves it first; the
+    /// workspace stays on its node.
+    func testRestoreWithForceOverAWorkspaceOnAWorkerSavesTheReplacedHome() throws {
+        let filler = try register("filler")
+        let alice = try register("alice")
+        try gateway.start()
+        XCTAssertEqual(try filler.ssh("filler", port: gateway.port, "true").status, 0)
+        XCTAssertEqual(try alice.ssh("alice", port: gateway.port, "echo from-backup > ~/kept").status, 0)
+        let aliceNode = try XCTUnwrap(try workspaces()["alice"]?.node)
+        XCTAssertNotEqual(aliceNode, TestSwarm.nodes[0], "alice's workspace is on a worker")
+        let archive = keys.appendingPathComponent("alice.tar").path
+        let backup = try gateway.admin(["backup", "alice", "-o", archive])
+        XCTAssertEqual(backup.status, 0, backup.stderr)
+        XCTAssertEqual(try alice.ssh("alice", port: gateway.port, "echo after-backup > ~/kept").status, 0)
+
+        let refused = try gateway.admin(["restore", "alice", "-i", archive])
+        XCTAssertNotEqual(refused.status, 0, "a home with data is not replaced without --force")
+        XCTAssertEqual(try alice.ssh("alice", port: gateway.port, "cat ~/kept").output, "after-backup\n", "nothing changed")
+
+        let saveDirectory = keys.appendingPathComponent("replaced").path
+        let forced = try gateway.admin(["restore", "alice", "-i", archive, "--force", "--save-dir", saveDirectory])
+        XCTAssertEqual(forced.status, 0, forced.stderr)
+        let read = try alice.ssh("alice", port: gateway.port, "cat ~/kept")
+        XCTAssertEqual(read.output, "from-backup\n", read.stderr)
+        XCTAssertEqual(try workspaces()["alice"]?.node, aliceNode, "the restored home is on alice's node")
+        let saved = try FileManager.default.contentsOfDirectory(atPath: saveDirectory)
+        XCTAssertEqual(saved.count, 1, "one saved home: \(saved)")
+        let savedHome = try runProgram("/usr/bin/tar", ["-xOf", "\(saveDirectory)/\(saved.first ?? "")", "home/kept"])
+        XCTAssertEqual(savedHome.output, "after-backup\n", "the replaced home was saved first: \(savedHome.stderr)")
+    }
+
     func testUpgradeKeepsData() throws {
         // A new image on alice's node: the workspace image with one more label.
         let tag = "devenv-workspace:swarm-\(gateway.prefix)"

@@ -78,9 +78,10 @@ final class SwarmPlacementTests: SwarmGatewayTestCase {
         XCTAssertEqual(try alice.ssh("alice", port: gateway.port, "true").status, 0)
         let listed = try gateway.admin(["nodes", "--json"])
         XCTAssertEqual(listed.status, 0, listed.stderr)
-        struct Row: Decodable { let node: String; let workspaces: Int; let running: Int }
+        struct Row: Decodable { let node: String; let workspaces: Int; let running: Int; let guardState: String }
         let rows = try JSONDecoder().decode([Row].self, from: listed.stdout)
         XCTAssertEqual(rows.map(\.node), TestSwarm.nodes)
+        XCTAssertEqual(rows.map(\.guardState), ["running", "running", "running"], "each node's guard runs")
         XCTAssertEqual(rows.map(\.workspaces).reduce(0, +), 1)
         XCTAssertEqual(rows.first { $0.node == (try? self.workspaces()["alice"]?.node) ?? nil }?.running, 1)
         let table = try gateway.admin(["ps"])
