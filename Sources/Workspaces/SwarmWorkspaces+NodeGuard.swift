@@ -145,7 +145,8 @@ extension SwarmWorkspaces {
             log = try nodeEngine.containerLogs(nodeGuardName, tail: 10_000)
             let lines = log.split(separator: "\n").map(String.init)
             if details.state.running, let ready = lines.lastIndex(of: Self.nodeGuardReadyLine) {
-                return Array(lines[..<ready].suffix(2))
+                let prefix = "node-guard: "
+                return lines[..<ready].suffix(2).map { $0.hasPrefix(prefix) ? String($0.dropFirst(prefix.count)) : $0 }
             }
             if !details.state.running && details.state.exitCode != 0 || Date() >= deadline {
                 let last = lines.suffix(3).joined(separator: " | ")
