@@ -14,7 +14,8 @@
 # The host's own dockerd never joins a swarm: everything swarm lives inside the node
 # containers. Each node's engine also listens on a unix socket in a host directory,
 # $DEVENV_SWARM_RUN/<node>/docker.sock, so the gateway reaches the manager (and a
-# node's archive API) without a TCP port.
+# node's archive API) without a TCP port; and on tcp://<address>:2376 with TLS client
+# certificates only, for the tests of the production layout (SwarmTLSTests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,6 +31,10 @@ readonly workspace_image=${DEVENV_GW_IMAGE:-devenv-workspace:latest}
 # subnet of its own (10.214.N.0/24), joined as one swarm-scoped network that services use.
 readonly workspace_network=devenv-ws
 readonly run_dir=${DEVENV_SWARM_RUN:-/run/devenv-swarm}
+# Each engine also listens on tcp://<address>:2376 with TLS client certificates, as
+# production nodes would: a test CA, a server certificate per node and the gateway's
+# client certificate live here (docker-tls-dir = $tls_dir/client).
+readonly tls_dir=$run_dir/tls
 # Everything `up` creates on the host's engine carries this label; `down` removes by it.
 readonly label=devenv-swarm.cluster=test
 
@@ -67,6 +72,35 @@ ensure_workspace_network() {
          "$workspace_network" >/dev/null
 }
 
+# A test CA, each node's server certificate (for its address) and the gateway's client
+# certificate, made once (EC P-256, ten years).
+ensure_tls() {
+  [ -f "$tls_dir/client/key.pem" ] && return
+  log "making the test swarm's TLS certificates in $tls_dir"
+  local i node work
+  work=$(mktemp -d)
+  mkdir -p "$tls_dir/client"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 3650 \
+    -subj /CN=devenv-swarm-test-ca -keyout "$work/ca-key.pem" -out "$tls_dir/ca.pem" 2>/dev/null
+  issue() {  # DIR SUBJECT EXTENSIONS
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj "$2" \
+      -keyout "$1/key.pem" -out "$work/req.pem" 2>/dev/null
+    printf '%s\n' "$3" >"$work/ext.cnf"
+    openssl x509 -req -in "$work/req.pem" -CA "$tls_dir/ca.pem" -CAkey "$work/ca-key.pem" -CAcreateserial \
+      -days 3650 -extfile "$work/ext.cnf" -out "$1/cert.pem" 2>/dev/null
+    cp "$tls_dir/ca.pem" "$1/ca.pem"
+    chmod 600 "$1/key.pem"
+  }
+  for i in "${!nodes[@]}"; do
+    node=${nodes[$i]}
+    mkdir -p "$tls_dir/$node"
+    issue "$tls_dir/$node" "/CN=$node" "subjectAltName=IP:${addresses[$i]}
+extendedKeyUsage=serverAuth"
+  done
+  issue "$tls_dir/client" /CN=devenv-gw "extendedKeyUsage=clientAuth"
+  rm -rf "$work"
+}
+
 start_nodes() {
   local i node state
   for i in "${!nodes[@]}"; do
@@ -74,7 +108,9 @@ start_nodes() {
     state=$(docker container inspect -f '{{.State.Status}}' "$node" 2>/dev/null) || state=absent
     # A node made from an older node image is made again; its engine's data (swarm
     # membership, images, volumes) is on its volume and stays.
-    if [ "$state" != absent ] && [ "$(docker container inspect -f '{{.Image}}' "$node")" != "$(docker image inspect -f '{{.Id}}' "$node_image")" ]; then
+    # So is one made before its engine listened with TLS.
+    if [ "$state" != absent ] && { [ "$(docker container inspect -f '{{.Image}}' "$node")" != "$(docker image inspect -f '{{.Id}}' "$node_image")" ] \
+         || ! docker container inspect -f '{{.Args}}' "$node" | grep -q -- --tlsverify; }; then
       log "recreating $node from the current $node_image"
       # Stopped, not killed: see node-entrypoint.sh.
       docker stop -t 60 "$node" >/dev/null
@@ -97,7 +133,9 @@ start_nodes() {
           --volume /sys/fs/cgroup:/sys/fs/cgroup:rw --tmpfs /run \
           --network "$network" --ip "${addresses[$i]}" --env "DEVENV_WS_SUBNET=10.214.$((i + 1)).0/24" \
           --volume "$node-data:/var/lib/docker" --volume "$run_dir/$node:/run/devenv-swarm" \
-          "$node_image" --cgroup-parent "/$node" >/dev/null ;;
+          --volume "$tls_dir/$node:/etc/devenv-tls:ro" \
+          "$node_image" --cgroup-parent "/$node" --tlsverify --tlscacert /etc/devenv-tls/ca.pem \
+          --tlscert /etc/devenv-tls/cert.pem --tlskey /etc/devenv-tls/key.pem -H tcp://0.0.0.0:2376 >/dev/null ;;
       *)
         log "restarting $node ($state)"
         docker start "$node" >/dev/null ;;
@@ -143,6 +181,7 @@ up() {
   docker image inspect "$workspace_image" >/dev/null 2>&1 || bash scripts/setup.sh
   build_node_image
   ensure_network
+  ensure_tls
   start_nodes
   form_swarm
   ensure_workspace_network
@@ -179,6 +218,7 @@ down() {
     docker volume rm "$node-data" >/dev/null 2>&1 || true
     rm -rf "${run_dir:?}/$node"
   done
+  rm -rf "${tls_dir:?}"
   rmdir "$run_dir" 2>/dev/null || true
   if [ "$(docker network inspect -f '{{index .Labels "devenv-swarm.cluster"}}' "$network" 2>/dev/null)" = test ]; then
     docker network rm "$network" >/dev/null

@@ -19,16 +19,26 @@ enum TestSwarm {
 
     /// The config file that puts a gateway on the test swarm, with the default egress
     /// rules and the node guard from this build's gateway image.
-    static func config(prefix: String, stateDirectory: String) throws -> String {
-        """
+    /// With `overTLS`, every engine is its `tcp://` address with the test CA's client
+    /// certificate (scripts/swarm-cluster.sh), as production nodes would be reached.
+    static func config(prefix: String, stateDirectory: String, overTLS: Bool = false) throws -> String {
+        let endpoint = overTLS ? tlsEndpoint : self.endpoint
+        return """
         backend = "swarm"
         swarm-manager = "\(endpoint(nodes[0]))"
         swarm-network = "\(network)"
         swarm-node-engines = [\(nodes.map { "\"\($0)=\(endpoint($0))\"" }.joined(separator: ", "))]
         swarm-node-guard = "\(try nodeGuardImage())"
         audit = "stderr"
+        \(overTLS ? "docker-tls-dir = \"\(runDirectory)/tls/client\"" : "")
 
         """
+    }
+
+    /// A node's engine over TCP with TLS (its address on the nodes' network).
+    static func tlsEndpoint(_ node: String) -> String {
+        let number = Int(node.suffix(1)) ?? 0
+        return "tcp://10.213.0.\(10 + number):2376"
     }
 
     private static let imageLock = NSLock()

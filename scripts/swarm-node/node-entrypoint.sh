@@ -1,7 +1,7 @@
 #!/bin/sh
 # Runs dockerd. Besides its usual socket it listens on /run/devenv-swarm/docker.sock,
 # a directory the host bind-mounts, so the host (the gateway) reaches this engine
-# without any TCP port.
+# without a TCP port; the TCP listener with TLS, if any, comes in the arguments.
 #
 # The workspace bridge's firewall (only the gateway may connect in; egress-deny) is not
 # set up here: the gateway runs its node guard on each node (docs/scale-out.md).
