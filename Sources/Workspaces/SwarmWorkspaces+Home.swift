@@ -93,8 +93,13 @@ extension SwarmWorkspaces {
                         let address = try address(of: task, service: service.name, details: node.inspectContainer(container))
                         try waitForSSHD(of: service.name, task: task, address: address)
                     } catch {
-                        try? setImage(of: service.name, to: service.image, id: service.labels[SwarmLabel.imageID])
-                        throw WorkspaceError.replacementFailed(image: image, reason: "\(error)", log: "")
+                        var reason = "\(error)"
+                        do {
+                            try setImageBack(of: service.name, to: service.image, id: service.labels[SwarmLabel.imageID])
+                        } catch let rollback {
+                            reason += "; setting the service back to \(service.image) failed too: \(rollback)"
+                        }
+                        throw WorkspaceError.replacementFailed(image: image, reason: reason, log: "")
                     }
                 }
                 return .upgraded(running: running, previousImage: service.image)
@@ -136,6 +141,22 @@ extension SwarmWorkspaces {
                 return
             } catch DockerError.conflict where Date() < deadline {
                 usleep(200_000)
+            }
+        }
+    }
+
+    /// `setImage` while the swarm is still updating the service for the failed image: each
+    /// of its status changes bumps the service's version, and an update read at an older one
+    /// is refused ("update out of sequence"), so it is read and sent again a few times.
+    private func setImageBack(of service: String, to image: String, id: String?) throws {
+        var attempt = 1
+        while true {
+            do {
+                return try setImage(of: service, to: image, id: id)
+            } catch let error as DockerError {
+                guard attempt < 10 else { throw error }
+                attempt += 1
+                usleep(300_000)
             }
         }
     }
