@@ -147,15 +147,17 @@ public final class SwarmWorkspaces: WorkspaceBackend, @unchecked Sendable {
     /// `ps`'s state of a workspace whose node is down, drained or paused.
     public static let nodeUnavailableState = "node-unavailable"
 
-    /// Throws `.nodeUnavailable` when the node the service is pinned to is not ready and
-    /// active.
-    func requireNodeAvailable(for service: ServiceDetails) throws {
-        guard let id = pinnedNodeID(service), let node = try engine.listNodes().first(where: { $0.id == id }) else { return }
+    /// The node the service is pinned to (nil when none is named or known); throws
+    /// `.nodeUnavailable` when that node is not ready and active.
+    @discardableResult
+    func requireNodeAvailable(for service: ServiceDetails) throws -> NodeDetails? {
+        guard let id = pinnedNodeID(service), let node = try engine.listNodes().first(where: { $0.id == id }) else { return nil }
         guard node.takesWorkspaces else {
             throw WorkspaceError.nodeUnavailable(
                 workspace: service.name, node: node.hostname,
                 state: node.state == "ready" ? node.availability : node.state)
         }
+        return node
     }
 
     func setGuardedNodes(_ nodes: Set<String>) {
@@ -176,10 +178,12 @@ public final class SwarmWorkspaces: WorkspaceBackend, @unchecked Sendable {
             try removeService(of: user, on: try nodeEngine(for: stale))
             existing = nil
         }
+        // The node of the workspace's home, known from here on: asked of the manager once.
+        var home: NodeDetails?
         if let service = existing {
             // Pinned to its home's node: while that node is away the swarm would only keep
             // the task pending until the login gives up; say so at once.
-            try requireNodeAvailable(for: service)
+            home = try requireNodeAvailable(for: service)
         }
         var created = false
         var started = false
@@ -187,15 +191,18 @@ public final class SwarmWorkspaces: WorkspaceBackend, @unchecked Sendable {
             // Choosing and creating under one lock: first logins arriving together (each
             // under its own user's lock) would otherwise all see the same counts and pick
             // the same node.
-            try placement.withLock { try createService(for: identity, on: try nodeForNewWorkspace(of: user)) }
+            home = try placement.withLock {
+                let node = try nodeForNewWorkspace(of: user)
+                try createService(for: identity, on: node)
+                return node
+            }
             created = true
         } else if existing?.replicas == 0 {
             try engine.scaleService(name, to: 1)
             started = true
         }
         let task = try waitForTask(of: name)
-        let service = try engine.inspectService(name)
-        let node = try nodeEngine(for: service)
+        let node = try home.map { try nodeEngine(hostname: $0.hostname) } ?? nodeEngine(for: engine.inspectService(name))
         guard let container = task.containerID else {
             throw WorkspaceError.engine(.badResponse("the task of \(name) has no container"))
         }
