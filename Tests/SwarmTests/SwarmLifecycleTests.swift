@@ -34,10 +34,7 @@ final class SwarmLifecycleTests: SwarmGatewayTestCase {
     /// A home that holds data is replaced only with --force, which saves it first; the
     /// workspace stays on its node.
     func testRestoreWithForceOverAWorkspaceOnAWorkerSavesTheReplacedHome() throws {
-        let filler = try register("filler")
-        let alice = try register("alice")
-        try gateway.start()
-        XCTAssertEqual(try filler.ssh("filler", port: gateway.port, "true").status, 0)
+        let alice = try registerStartAndLogIn(["filler", "alice"])[1]
         XCTAssertEqual(try alice.ssh("alice", port: gateway.port, "echo from-backup > ~/kept").status, 0)
         let aliceNode = try XCTUnwrap(try workspaces()["alice"]?.node)
         XCTAssertNotEqual(aliceNode, TestSwarm.nodes[0], "alice's workspace is on a worker")

@@ -3,8 +3,8 @@ import TestSupport
 import XCTest
 
 /// A swarm whose manager and nodes are reached only over `tcp://` with TLS client
-/// certificates (`docker-tls-dir`), as production nodes would be: logins, `ps`, `nodes` and
-/// a backup streamed from a worker's engine all go through TLS.
+/// certificates (`docker-tls-dir`), as production nodes would be: logins, `ps`, `nodes`, and
+/// a GiB home backed up from a worker's engine and restored onto it, all through TLS.
 final class SwarmTLSTests: SwarmGatewayTestCase {
     override func setUpWithError() throws {
         try super.setUpWithError()
@@ -27,6 +27,24 @@ final class SwarmTLSTests: SwarmGatewayTestCase {
         let backup = try gateway.admin(["backup", "alice", "-o", archive])
         XCTAssertEqual(backup.status, 0, backup.stderr)
         XCTAssertEqual(try runProgram("/usr/bin/tar", ["-xOf", archive, "home/kept"]).output, "over-tls\n")
+
+        // A GiB home each way over TLS, byte for byte: backed up from the worker's engine,
+        // then, after alice and her home are gone, restored onto a fresh volume there.
+        let made = try identities[1].ssh("alice", port: gateway.port, "head -c 1G /dev/urandom > big.bin && sha256sum < big.bin")
+        XCTAssertEqual(made.status, 0, made.stderr)
+        let sum = String(made.output.prefix(64))
+        let big = keys.appendingPathComponent("alice-big.tar").path
+        let bigBackup = try gateway.admin(["backup", "alice", "-o", big])
+        XCTAssertEqual(bigBackup.status, 0, bigBackup.stderr)
+        let inArchive = try runProgram("/bin/bash", ["-o", "pipefail", "-c", "tar -xOf \(shellQuoted(big)) home/big.bin | sha256sum"])
+        XCTAssertEqual(String(inArchive.output.prefix(64)), sum, "the backup streamed over TLS: \(inArchive.stderr)")
+        XCTAssertEqual(try gateway.admin(["deluser", "alice", "--purge", "--yes"]).status, 0)
+        let restored = try gateway.admin(["restore", "alice", "-i", big])
+        XCTAssertEqual(restored.status, 0, restored.stderr)
+        try? FileManager.default.removeItem(atPath: big)
+        let read = try identities[1].ssh("alice", port: gateway.port, "sha256sum < big.bin")
+        XCTAssertEqual(String(read.output.prefix(64)), sum, "the restore streamed over TLS: \(read.stderr)")
+        XCTAssertEqual(try workspaces()["alice"]?.node, node, "the restored home is on alice's node")
 
         // The engines do demand the certificate: without one, the worker's engine refuses.
         let tls = "\(TestSwarm.runDirectory)/tls"
