@@ -52,6 +52,11 @@ final class SwarmNodeLossTests: SwarmGatewayTestCase {
         XCTAssertEqual(try runProgram("/usr/bin/docker", ["kill", Self.lostNode]).status, 0)
         nodeAway = true
         try startLostNode()
+        // The swarm starts it again once the node reports its old task dead.
+        try waitFor("\(lostUser)'s workspace to run on \(Self.lostNode) again", timeout: 90) {
+            let label = "com.docker.swarm.service.name=\(self.gateway.prefix)-\(lostUser)"
+            return ((try? TestSwarm.engine(Self.lostNode).listContainers(labels: [label])) ?? []).contains { $0.state == "running" }
+        }
         try expectBack(identities[lost], lostUser, after: "a crash of the node")
     }
 
@@ -59,10 +64,15 @@ final class SwarmNodeLossTests: SwarmGatewayTestCase {
         try TestSwarm.manager.listNodes().first { $0.hostname == Self.lostNode }?.state
     }
 
-    /// Starts the node's container again and waits until the manager has it ready.
+    /// Starts the node's container again and waits until its engine answers and the
+    /// manager has it ready (after a kill and a quick start the manager may never have
+    /// marked it down, so "ready" alone does not say the engine is back).
     private func startLostNode() throws {
         XCTAssertEqual(try runProgram("/usr/bin/docker", ["start", Self.lostNode]).status, 0)
         nodeAway = false
+        try waitFor("\(Self.lostNode)'s engine to answer", timeout: 90) {
+            (try? TestSwarm.engine(Self.lostNode).apiVersion()) != nil
+        }
         try waitFor("\(Self.lostNode) to be ready again", timeout: 90) { try self.nodeState() == "ready" }
     }
 
